@@ -1,0 +1,778 @@
+//! VPC Flow Logs in text form: one record per line, fields split on runs of
+//! whitespace, `-` for "no value".
+//!
+//! The column order comes from, in priority:
+//! 1. the header line that starts every S3 text object (`version account-id ...`),
+//! 2. a `${field}` format string given by the user,
+//! 3. the default v2 format.
+//!
+//! Unknown field names (newer AWS fields, custom ones) are kept in the `extra` map.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use arrow::array::builder::{
+    Int32Builder, Int64Builder, MapBuilder, MapFieldNames, StringBuilder, StringViewBuilder,
+};
+use arrow::array::{ArrayRef, RecordBatch, new_null_array};
+use flowlens_model::flows::{self, DEFAULT_FORMAT, FLOW_FIELDS, FieldKind};
+
+use super::{DecodeStats, ErrorLog, ObjectContext, RecordDecoder, quote};
+use crate::error::{Error, RecordError, Result};
+use crate::util::const_str_view;
+
+/// Most fields a line may have (AWS has 42 fields; custom formats cannot repeat them).
+const MAX_FIELDS: usize = 96;
+/// Longest line kept; a longer one is reported and skipped.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Where a format position goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// A known field: index into [`FLOW_FIELDS`].
+    Known(usize),
+    /// An unknown field: index into [`Format::extra_names`].
+    Extra(usize),
+}
+
+/// The column order of a flow log: which field each whitespace-separated position holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Format {
+    slots: Vec<Slot>,
+    extra_names: Vec<String>,
+}
+
+impl Format {
+    /// The default format (v2, 14 fields).
+    pub fn default_v2() -> Self {
+        Self::from_names(DEFAULT_FORMAT.iter().copied()).expect("the default format is valid")
+    }
+
+    /// Parses a format given as `${version} ${srcaddr} ...` (as in the AWS console,
+    /// CLI and CloudFormation) or as bare names (`version srcaddr ...`, as in headers).
+    ///
+    /// # Errors
+    /// An empty format, a malformed `${...}` token, a name that is not a field name, or
+    /// a field named twice.
+    pub fn parse(format: &str) -> Result<Self> {
+        let mut names = Vec::new();
+        for token in format.split_whitespace() {
+            let token = token.replace("$$", "$"); // Terraform escaping
+            let name = match token.strip_prefix("${") {
+                Some(rest) => rest
+                    .strip_suffix('}')
+                    .ok_or_else(|| Error::Format(format!("unterminated field `{token}`")))?,
+                None => token.as_str(),
+            };
+            if !is_field_name(name.as_bytes()) {
+                return Err(Error::Format(format!("`{name}` is not a field name")));
+            }
+            names.push(name.to_string());
+        }
+        Self::from_names(names.iter().map(String::as_str))
+    }
+
+    fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self> {
+        let mut slots = Vec::new();
+        let mut extra_names: Vec<String> = Vec::new();
+        let mut seen = Vec::new();
+        for name in names {
+            if seen.contains(&name) {
+                return Err(Error::Format(format!("field `{name}` appears twice")));
+            }
+            seen.push(name);
+            match flows::field_index(name) {
+                Some(i) => slots.push(Slot::Known(i)),
+                None => {
+                    slots.push(Slot::Extra(extra_names.len()));
+                    extra_names.push(name.replace('-', "_"));
+                }
+            }
+        }
+        if slots.is_empty() {
+            return Err(Error::Format("the format names no field".into()));
+        }
+        if slots.len() > MAX_FIELDS {
+            return Err(Error::Format(format!(
+                "the format names {} fields; at most {MAX_FIELDS} are supported",
+                slots.len()
+            )));
+        }
+        Ok(Format { slots, extra_names })
+    }
+
+    /// Number of fields per record.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the format has no field (never true for a parsed format).
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Recognises a header line: every token is a name and at least one is a known field.
+    fn from_header(line: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(line).ok()?;
+        let mut any_known = false;
+        for token in text.split_ascii_whitespace() {
+            if !is_field_name(token.as_bytes()) {
+                return None;
+            }
+            any_known |= flows::field_index(token).is_some();
+        }
+        if !any_known {
+            return None;
+        }
+        Self::from_names(text.split_ascii_whitespace()).ok()
+    }
+}
+
+fn is_field_name(name: &[u8]) -> bool {
+    matches!(name.first(), Some(b'a'..=b'z' | b'A'..=b'Z'))
+        && name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+}
+
+/// Inclusive upper bound of a numeric field's value, by column.
+fn max_value(column: &str) -> i64 {
+    use flows::col::*;
+    match column {
+        SRCPORT | DSTPORT => 65_535,
+        PROTOCOL | VERSION | TCP_FLAGS | TRAFFIC_PATH | ENCRYPTION_STATUS => 255,
+        _ => i64::MAX,
+    }
+}
+
+enum Column {
+    Str(StringViewBuilder),
+    I32(Int32Builder),
+    I64(Int64Builder),
+}
+
+/// Per-slot decoding plan.
+struct SlotPlan {
+    kind: FieldKind,
+    max: i64,
+    /// Value used when the record has `-` (account/region from the object key).
+    fill: Option<String>,
+}
+
+struct Active {
+    format: Format,
+    plans: Vec<SlotPlan>,
+    columns: Vec<Option<Column>>, // by slot, None for extra slots
+    extra: Option<MapBuilder<StringBuilder, StringBuilder>>,
+    rows: usize,
+}
+
+impl Active {
+    fn new(format: Format, ctx: &ObjectContext, capacity: usize) -> Self {
+        let mut plans = Vec::with_capacity(format.len());
+        let mut columns = Vec::with_capacity(format.len());
+        for slot in &format.slots {
+            match *slot {
+                Slot::Known(i) => {
+                    let f = &FLOW_FIELDS[i];
+                    let fill = match f.column {
+                        flows::col::ACCOUNT_ID => ctx.account_id.clone(),
+                        flows::col::REGION => ctx.region.clone(),
+                        _ => None,
+                    };
+                    plans.push(SlotPlan {
+                        kind: f.kind,
+                        max: max_value(f.column),
+                        fill,
+                    });
+                    columns.push(Some(match f.kind {
+                        FieldKind::Str => Column::Str(StringViewBuilder::with_capacity(capacity)),
+                        FieldKind::I32 => Column::I32(Int32Builder::with_capacity(capacity)),
+                        FieldKind::I64 => Column::I64(Int64Builder::with_capacity(capacity)),
+                    }));
+                }
+                Slot::Extra(_) => {
+                    plans.push(SlotPlan {
+                        kind: FieldKind::Str,
+                        max: 0,
+                        fill: None,
+                    });
+                    columns.push(None);
+                }
+            }
+        }
+        let extra = (!format.extra_names.is_empty()).then(|| {
+            MapBuilder::new(
+                Some(MapFieldNames {
+                    entry: "entries".into(),
+                    key: "key".into(),
+                    value: "value".into(),
+                }),
+                StringBuilder::new(),
+                StringBuilder::new(),
+            )
+        });
+        Active {
+            format,
+            plans,
+            columns,
+            extra,
+            rows: 0,
+        }
+    }
+
+    fn finish(&mut self, ctx: &ObjectContext) -> Result<RecordBatch> {
+        let schema = flows::schema();
+        let rows = std::mem::take(&mut self.rows);
+        let mut arrays: Vec<Option<ArrayRef>> = vec![None; schema.fields().len()];
+        for (slot, column) in self.format.slots.iter().zip(self.columns.iter_mut()) {
+            if let (Slot::Known(i), Some(column)) = (slot, column) {
+                arrays[*i] = Some(match column {
+                    Column::Str(b) => Arc::new(b.finish()) as ArrayRef,
+                    Column::I32(b) => Arc::new(b.finish()),
+                    Column::I64(b) => Arc::new(b.finish()),
+                });
+            }
+        }
+        if let Some(extra) = &mut self.extra {
+            arrays[flows::EXTRA_INDEX] = Some(Arc::new(extra.finish()));
+        }
+        arrays[flows::SOURCE_OBJECT_INDEX] = Some(const_str_view(&ctx.object, rows));
+        let columns = schema
+            .fields()
+            .iter()
+            .zip(arrays)
+            .map(|(field, array)| {
+                array.unwrap_or_else(|| {
+                    let from_key = match field.name().as_str() {
+                        flows::col::ACCOUNT_ID => ctx.account_id.as_deref(),
+                        flows::col::REGION => ctx.region.as_deref(),
+                        _ => None,
+                    };
+                    match from_key {
+                        Some(v) => const_str_view(v, rows),
+                        None => new_null_array(field.data_type(), rows),
+                    }
+                })
+            })
+            .collect();
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+}
+
+/// Decodes VPC Flow Log text (see the module docs).
+pub struct VpcTextDecoder {
+    ctx: ObjectContext,
+    configured: Format,
+    active: Option<Active>,
+    pending: Vec<u8>,
+    /// Set while skipping the rest of an over-long line.
+    skipping_long_line: bool,
+    line: u64,
+    batch_rows: usize,
+    ready: VecDeque<RecordBatch>,
+    errors: ErrorLog,
+    records: u64,
+    finished: bool,
+}
+
+impl VpcTextDecoder {
+    /// A decoder for one object. `format` applies when the object has no header line
+    /// (`None`: the default v2 format).
+    pub fn new(ctx: ObjectContext, format: Option<Format>) -> Self {
+        VpcTextDecoder {
+            ctx,
+            configured: format.unwrap_or_else(Format::default_v2),
+            active: None,
+            pending: Vec::new(),
+            skipping_long_line: false,
+            line: 0,
+            batch_rows: super::DEFAULT_BATCH_ROWS,
+            ready: VecDeque::new(),
+            errors: ErrorLog::default(),
+            records: 0,
+            finished: false,
+        }
+    }
+
+    /// Sets the number of rows per batch.
+    pub fn with_batch_rows(mut self, rows: usize) -> Self {
+        self.batch_rows = rows.max(1);
+        self
+    }
+
+    fn process_line(&mut self, raw: &[u8]) {
+        self.line += 1;
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        let active = match &mut self.active {
+            Some(a) => a,
+            None => {
+                let (format, is_header) = match Format::from_header(line) {
+                    Some(f) => (f, true),
+                    None => (self.configured.clone(), false),
+                };
+                let cap = self.batch_rows.min(4096);
+                let active = self.active.insert(Active::new(format, &self.ctx, cap));
+                if is_header {
+                    return;
+                }
+                active
+            }
+        };
+
+        let mut spans = [(0u32, 0u32); MAX_FIELDS];
+        let mut n = 0usize;
+        let mut i = 0usize;
+        let len = line.len();
+        while i < len {
+            while i < len && (line[i] == b' ' || line[i] == b'\t') {
+                i += 1;
+            }
+            if i == len {
+                break;
+            }
+            let start = i;
+            while i < len && line[i] != b' ' && line[i] != b'\t' {
+                i += 1;
+            }
+            if n == MAX_FIELDS {
+                n += 1;
+                break;
+            }
+            spans[n] = (start as u32, i as u32);
+            n += 1;
+        }
+        let expected = active.format.len();
+        if n != expected {
+            let line_no = self.line;
+            self.errors.record(line_no, || {
+                format!(
+                    "expected {expected} fields, found {}{}: {}",
+                    if n > MAX_FIELDS { "more than " } else { "" },
+                    n.min(MAX_FIELDS),
+                    quote(line)
+                )
+            });
+            return;
+        }
+        if std::str::from_utf8(line).is_err() {
+            let line_no = self.line;
+            self.errors.record(line_no, || {
+                format!("not text (invalid UTF-8): {}", quote(line))
+            });
+            return;
+        }
+
+        // Validate every number before appending anything, so a bad record leaves no trace.
+        let mut nums = [0i64; MAX_FIELDS];
+        for (k, plan) in active.plans.iter().enumerate() {
+            if plan.kind == FieldKind::Str {
+                continue;
+            }
+            let tok = &line[spans[k].0 as usize..spans[k].1 as usize];
+            if tok == b"-" {
+                nums[k] = -1;
+                continue;
+            }
+            match parse_uint(tok) {
+                Some(v) if v <= plan.max as u64 => nums[k] = v as i64,
+                parsed => {
+                    let line_no = self.line;
+                    let slot = active.format.slots[k];
+                    self.errors.record(line_no, || {
+                        let name = match slot {
+                            Slot::Known(i) => FLOW_FIELDS[i].aws_name,
+                            Slot::Extra(_) => "?",
+                        };
+                        match parsed {
+                            Some(_) => format!(
+                                "field `{name}`: {} is out of range (0..={})",
+                                quote(tok),
+                                plan.max
+                            ),
+                            None => format!("field `{name}`: `{}` is not a number", quote(tok)),
+                        }
+                    });
+                    return;
+                }
+            }
+        }
+
+        for (k, (plan, column)) in active
+            .plans
+            .iter()
+            .zip(active.columns.iter_mut())
+            .enumerate()
+        {
+            let tok = &line[spans[k].0 as usize..spans[k].1 as usize];
+            match column {
+                Some(Column::Str(b)) => {
+                    if tok == b"-" {
+                        match &plan.fill {
+                            Some(v) => b.append_value(v),
+                            None => b.append_null(),
+                        }
+                    } else {
+                        // SAFETY-free: the whole line was checked to be UTF-8 above, and
+                        // spans split only at ASCII bytes.
+                        b.append_value(std::str::from_utf8(tok).unwrap_or_default());
+                    }
+                }
+                Some(Column::I32(b)) => {
+                    if nums[k] < 0 {
+                        b.append_null()
+                    } else {
+                        b.append_value(nums[k] as i32)
+                    }
+                }
+                Some(Column::I64(b)) => {
+                    if nums[k] < 0 {
+                        b.append_null()
+                    } else {
+                        b.append_value(nums[k])
+                    }
+                }
+                None => {}
+            }
+        }
+        if let Some(extra) = &mut active.extra {
+            for (k, slot) in active.format.slots.iter().enumerate() {
+                if let Slot::Extra(e) = slot {
+                    let tok = &line[spans[k].0 as usize..spans[k].1 as usize];
+                    extra.keys().append_value(&active.format.extra_names[*e]);
+                    if tok == b"-" {
+                        extra.values().append_null();
+                    } else {
+                        extra
+                            .values()
+                            .append_value(std::str::from_utf8(tok).unwrap_or_default());
+                    }
+                }
+            }
+            // Appending a map entry cannot fail once keys and values are balanced.
+            let _ = extra.append(true);
+        }
+        active.rows += 1;
+        self.records += 1;
+        if active.rows >= self.batch_rows {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(active) = &mut self.active
+            && active.rows > 0
+        {
+            match active.finish(&self.ctx) {
+                Ok(batch) => self.ready.push_back(batch),
+                Err(e) => {
+                    // Only reachable through a schema bug; report instead of panicking.
+                    let line = self.line;
+                    self.errors.record(line, || format!("internal error: {e}"));
+                }
+            }
+        }
+    }
+
+    fn push_pending(&mut self, bytes: &[u8]) {
+        if self.skipping_long_line {
+            return;
+        }
+        if self.pending.len() + bytes.len() > MAX_LINE_BYTES {
+            self.skipping_long_line = true;
+            self.pending.clear();
+            return;
+        }
+        self.pending.extend_from_slice(bytes);
+    }
+
+    fn end_pending_line(&mut self) {
+        if self.skipping_long_line {
+            self.skipping_long_line = false;
+            self.line += 1;
+            let line = self.line;
+            self.errors.record(line, || {
+                format!("line longer than {MAX_LINE_BYTES} bytes skipped")
+            });
+        } else {
+            let pending = std::mem::take(&mut self.pending);
+            self.process_line(&pending);
+            self.pending = pending;
+            self.pending.clear();
+        }
+    }
+}
+
+/// Parses an unsigned decimal of at most 19 digits.
+#[inline]
+fn parse_uint(tok: &[u8]) -> Option<u64> {
+    if tok.is_empty() || tok.len() > 19 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in tok {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + d as u64;
+    }
+    Some(v)
+}
+
+impl RecordDecoder for VpcTextDecoder {
+    fn push(&mut self, mut chunk: &[u8]) {
+        if self.finished || chunk.is_empty() {
+            return;
+        }
+        if !self.pending.is_empty() || self.skipping_long_line {
+            match memchr::memchr(b'\n', chunk) {
+                None => {
+                    self.push_pending(chunk);
+                    return;
+                }
+                Some(i) => {
+                    self.push_pending(&chunk[..i]);
+                    self.end_pending_line();
+                    chunk = &chunk[i + 1..];
+                }
+            }
+        }
+        let mut start = 0;
+        for i in memchr::memchr_iter(b'\n', chunk) {
+            let line = &chunk[start..i];
+            if line.len() > MAX_LINE_BYTES {
+                self.line += 1;
+                let n = self.line;
+                self.errors.record(n, || {
+                    format!("line longer than {MAX_LINE_BYTES} bytes skipped")
+                });
+            } else {
+                self.process_line(line);
+            }
+            start = i + 1;
+        }
+        self.push_pending(&chunk[start..]);
+    }
+
+    fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        if !self.pending.is_empty() || self.skipping_long_line {
+            self.end_pending_line();
+        }
+        self.flush();
+        self.finished = true;
+    }
+
+    fn abandon_partial(&mut self) {
+        self.pending.clear();
+        self.skipping_long_line = false;
+        self.flush();
+        self.finished = true;
+    }
+
+    fn take_batch(&mut self) -> Option<RecordBatch> {
+        self.ready.pop_front()
+    }
+
+    fn take_errors(&mut self) -> Vec<RecordError> {
+        self.errors.take()
+    }
+
+    fn stats(&self) -> DecodeStats {
+        DecodeStats {
+            records: self.records,
+            malformed: self.errors.total(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Int32Type, Int64Type};
+
+    fn decode(input: &str, format: Option<&str>) -> (Vec<RecordBatch>, Vec<RecordError>) {
+        let mut d = VpcTextDecoder::new(
+            ObjectContext {
+                object: "s3://b/k".into(),
+                account_id: Some("111122223333".into()),
+                region: Some("eu-west-1".into()),
+            },
+            format.map(|f| Format::parse(f).unwrap()),
+        );
+        d.push(input.as_bytes());
+        d.finish();
+        let mut out = vec![];
+        while let Some(b) = d.take_batch() {
+            out.push(b);
+        }
+        (out, d.take_errors())
+    }
+
+    #[test]
+    fn format_strings() {
+        let f = Format::parse("${version} ${srcaddr} ${next-hop-az-id}").unwrap();
+        assert_eq!(f.len(), 3);
+        assert_eq!(f.extra_names, vec!["next_hop_az_id"]);
+        assert!(Format::parse("${version").is_err());
+        assert!(Format::parse("${version} ${version}").is_err());
+        assert!(Format::parse("").is_err());
+        assert!(Format::parse("$${version} $${srcaddr}").is_ok());
+    }
+
+    #[test]
+    fn header_detection() {
+        assert!(Format::from_header(b"version account-id interface-id").is_some());
+        assert!(Format::from_header(b"i-0123 eni-1111").is_none());
+        assert!(Format::from_header(b"2 123 eni-1 1.2.3.4").is_none());
+    }
+
+    #[test]
+    fn table_of_bad_lines() {
+        let good = "2 123456789010 eni-1 10.0.0.1 10.0.0.2 443 49152 6 10 840 1418530010 1418530070 ACCEPT OK";
+        let cases = [
+            (
+                "2 123456789010 eni-1 10.0.0.1",
+                "expected 14 fields, found 4",
+            ),
+            (
+                "2 123456789010 eni-1 10.0.0.1 10.0.0.2 http 49152 6 10 840 1418530010 1418530070 ACCEPT OK",
+                "field `srcport`: `http` is not a number",
+            ),
+            (
+                "2 123456789010 eni-1 10.0.0.1 10.0.0.2 70000 49152 6 10 840 1418530010 1418530070 ACCEPT OK",
+                "field `srcport`: 70000 is out of range (0..=65535)",
+            ),
+            (
+                "2 123456789010 eni-1 10.0.0.1 10.0.0.2 1 2 6 10 99999999999999999999 1 2 ACCEPT OK",
+                "field `bytes`: `99999999999999999999` is not a number",
+            ),
+            (
+                "2 123456789010 eni-\u{1}\u{7f} 10.0.0.1 10.0.0.2 1 2 6 10 9 1 2 ACCEPT OK extra",
+                "expected 14 fields, found 15",
+            ),
+        ];
+        for (bad, reason) in cases {
+            let input = format!("{good}\n{bad}\n{good}\n");
+            let (batches, errors) = decode(&input, None);
+            assert_eq!(
+                batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+                2,
+                "{bad}"
+            );
+            assert_eq!(errors.len(), 1, "{bad}");
+            assert_eq!(errors[0].line, 2);
+            assert!(
+                errors[0].reason.starts_with(reason),
+                "{} vs {reason}",
+                errors[0].reason
+            );
+        }
+    }
+
+    #[test]
+    fn binary_junk_is_malformed_and_neighbours_survive() {
+        let good = b"2 123456789010 eni-1 10.0.0.1 10.0.0.2 443 49152 6 10 840 1418530010 1418530070 ACCEPT OK\n";
+        let mut input = good.to_vec();
+        input.extend_from_slice(b"\xff\xfe\x00 1 2 3 4 5 6 7 8 9 10 11 12 13\n");
+        input.extend_from_slice(good);
+        let mut d = VpcTextDecoder::new(ObjectContext::new("x"), None);
+        d.push(&input);
+        d.finish();
+        let b = d.take_batch().unwrap();
+        assert_eq!(b.num_rows(), 2);
+        let errors = d.take_errors();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].reason.contains("invalid UTF-8"), "{errors:?}");
+        assert!(errors[0].reason.contains("\\xff"));
+    }
+
+    #[test]
+    fn nodata_keeps_status_and_nulls() {
+        let (b, e) = decode(
+            "2 123456789010 eni-1235b8ca123456789 - - - - - - - 1431280876 1431280934 - NODATA\n",
+            None,
+        );
+        assert!(e.is_empty());
+        let b = &b[0];
+        let s = b.schema();
+        let status = b.column(s.index_of("log_status").unwrap()).as_string_view();
+        assert_eq!(status.value(0), "NODATA");
+        assert!(b.column(s.index_of("srcaddr").unwrap()).is_null(0));
+        assert!(b.column(s.index_of("bytes").unwrap()).is_null(0));
+        let start = b
+            .column(s.index_of("start").unwrap())
+            .as_primitive::<Int64Type>();
+        assert_eq!(start.value(0), 1431280876);
+        // region is not in the v2 format: it comes from the object key.
+        let region = b.column(s.index_of("region").unwrap()).as_string_view();
+        assert_eq!(region.value(0), "eu-west-1");
+        assert_eq!(
+            b.column(s.index_of("source_object").unwrap())
+                .as_string_view()
+                .value(0),
+            "s3://b/k"
+        );
+    }
+
+    #[test]
+    fn header_custom_order_and_unknown_fields() {
+        let input =
+            "version srcport dstaddr next-hop-az-id account-id\n5 443 10.0.0.1 use1-az2 -\n";
+        let (b, e) = decode(input, None);
+        assert!(e.is_empty(), "{e:?}");
+        let b = &b[0];
+        let s = b.schema();
+        assert_eq!(
+            b.column(s.index_of("srcport").unwrap())
+                .as_primitive::<Int32Type>()
+                .value(0),
+            443
+        );
+        // `-` account falls back to the key's.
+        assert_eq!(
+            b.column(s.index_of("account_id").unwrap())
+                .as_string_view()
+                .value(0),
+            "111122223333"
+        );
+        let extra = b.column(s.index_of("extra").unwrap()).as_map();
+        let entries = extra.value(0);
+        assert_eq!(
+            entries.column(0).as_string::<i32>().value(0),
+            "next_hop_az_id"
+        );
+        assert_eq!(entries.column(1).as_string::<i32>().value(0), "use1-az2");
+    }
+
+    #[test]
+    fn overlong_line_is_reported() {
+        let good = "2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 1 2 ACCEPT OK\n";
+        let mut input = good.to_string();
+        input.push_str(&"x".repeat(MAX_LINE_BYTES + 10));
+        input.push('\n');
+        input.push_str(good);
+        for chunk in [usize::MAX, 4096] {
+            let mut d = VpcTextDecoder::new(ObjectContext::new("x"), None);
+            for c in input.as_bytes().chunks(chunk.min(input.len())) {
+                d.push(c);
+            }
+            d.finish();
+            assert_eq!(
+                d.stats(),
+                DecodeStats {
+                    records: 2,
+                    malformed: 1
+                }
+            );
+            assert_eq!(d.take_errors()[0].line, 2);
+        }
+    }
+}

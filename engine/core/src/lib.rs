@@ -1,0 +1,23 @@
+//! The flowlens engine: decoders, sources and the ingest pipeline.
+//!
+//! ```text
+//! source ──► decode ──► Arrow RecordBatch ──► BatchSink (detectors, archive, ...)
+//! (local/S3)  (sans-IO)  (flowlens_model schemas)
+//! ```
+//!
+//! - [`decode`]: sans-IO, push-style decoders (VPC text, VPC parquet, WAF JSON, gzip).
+//! - [`source`]: listing and streaming objects from local folders and S3.
+//! - [`pipeline`]: bounded-concurrency scanning that feeds a [`pipeline::BatchSink`].
+//! - [`report`]: the run report automation reads.
+
+pub mod decode;
+pub mod error;
+pub mod pipeline;
+pub mod report;
+pub mod source;
+pub mod time;
+mod util;
+
+pub use error::{Error, RecordError, Result};
+pub use pipeline::{BatchSink, Progress, ScanOptions, Scanner};
+pub use report::ScanReport;

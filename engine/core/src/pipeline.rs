@@ -1,0 +1,388 @@
+//! The ingest pipeline: list → prune by key date → fetch and decode (bounded
+//! concurrency, streaming) → filter by time → hand batches to a [`BatchSink`].
+//!
+//! ```text
+//! locations ─► list ─► prune ─► [object task]×N ──(batches, outcomes)──► consumer ─► sink
+//!                                 open → ObjectDecoder                     report
+//! ```
+//!
+//! Nothing here panics on bad input: unreadable objects and malformed records are
+//! counted in the [`ScanReport`] and the run goes on.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{Int64Type, TimestampMillisecondType};
+use chrono::{DateTime, Utc};
+use flowlens_model::{LogKind, flows, waf};
+use futures::StreamExt;
+use tokio::sync::{OnceCell, mpsc};
+
+use crate::decode::object::{DecodeOptions, ObjectDecoder};
+use crate::decode::{DecodeStats, ObjectContext};
+use crate::error::{BoxError, Error, RecordError, Result};
+use crate::report::{ReportedError, ScanReport};
+use crate::source::{ChunkStream, Location, ObjectMeta, local, s3};
+
+/// Objects fetched at once unless configured otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// Options of one run.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Keep records at or after this time (and prune objects whose key is earlier).
+    pub since: Option<DateTime<Utc>>,
+    /// Keep records before this time (and prune objects whose key is later).
+    pub until: Option<DateTime<Utc>>,
+    pub decode: DecodeOptions,
+    /// Objects fetched and decoded at once.
+    pub concurrency: usize,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            since: None,
+            until: None,
+            decode: DecodeOptions::default(),
+            concurrency: DEFAULT_CONCURRENCY,
+        }
+    }
+}
+
+/// Receives every decoded batch of a run, in arrival order.
+///
+/// # Errors
+/// A sink error stops the run (for example, the archive disk is full).
+pub trait BatchSink: Send {
+    fn batch(&mut self, kind: LogKind, batch: &RecordBatch) -> Result<(), BoxError>;
+}
+
+/// A sink that only counts (what `scan` uses until detectors consume the batches).
+#[derive(Debug, Default)]
+pub struct CountingSink {
+    pub batches: u64,
+    pub rows: u64,
+}
+
+impl BatchSink for CountingSink {
+    fn batch(&mut self, _kind: LogKind, batch: &RecordBatch) -> Result<(), BoxError> {
+        self.batches += 1;
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+}
+
+/// Live counters for a progress display, updated once per chunk or batch.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub objects_total: AtomicU64,
+    pub objects_done: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub records: AtomicU64,
+}
+
+enum Event {
+    Batch(LogKind, RecordBatch),
+    Done(Box<ObjectOutcome>),
+}
+
+struct ObjectOutcome {
+    uri: String,
+    opened: bool,
+    raw_bytes: u64,
+    stats: DecodeStats,
+    errors: Vec<RecordError>,
+    failure: Option<String>,
+}
+
+/// Lists and reads objects from local paths and S3.
+#[derive(Debug, Default)]
+pub struct Scanner {
+    s3: OnceCell<aws_sdk_s3::Client>,
+}
+
+impl Scanner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Uses this S3 client instead of one built from the environment.
+    pub fn with_s3_client(client: aws_sdk_s3::Client) -> Self {
+        Scanner {
+            s3: OnceCell::new_with(Some(client)),
+        }
+    }
+
+    async fn s3(&self) -> &aws_sdk_s3::Client {
+        self.s3.get_or_init(s3::client_from_env).await
+    }
+
+    /// Lists every object under the locations, in order.
+    ///
+    /// # Errors
+    /// A location does not exist or cannot be listed.
+    pub async fn list(&self, locations: &[Location]) -> Result<Vec<ObjectMeta>> {
+        let mut out = Vec::new();
+        for loc in locations {
+            match loc {
+                Location::Local(path) => out.extend(local::list(path)?),
+                Location::S3 { bucket, prefix } => {
+                    out.extend(s3::list(self.s3().await, bucket, prefix).await?)
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn open(&self, uri: &str) -> Result<ChunkStream> {
+        match s3::split_uri(uri) {
+            Some((bucket, key)) => s3::open(self.s3().await, bucket, key).await,
+            None => local::open(uri).await,
+        }
+    }
+
+    /// Lists, prunes and reads everything under `locations`.
+    ///
+    /// # Errors
+    /// Listing failed, or the sink failed. Bad objects and records are not errors.
+    pub async fn scan(
+        self: &Arc<Self>,
+        locations: &[Location],
+        opts: &ScanOptions,
+        sink: &mut dyn BatchSink,
+        progress: &Progress,
+    ) -> Result<ScanReport> {
+        let started = Instant::now();
+        let objects = self.list(locations).await?;
+        let mut report = self.read_objects(objects, opts, sink, progress).await?;
+        report.duration_secs = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// Prunes `objects` by `--since/--until` and reads the rest (what the CLI and the
+    /// Lambda handler both call once they know which objects to process).
+    ///
+    /// # Errors
+    /// The sink failed.
+    pub async fn read_objects(
+        self: &Arc<Self>,
+        objects: Vec<ObjectMeta>,
+        opts: &ScanOptions,
+        sink: &mut dyn BatchSink,
+        progress: &Progress,
+    ) -> Result<ScanReport> {
+        let started = Instant::now();
+        let mut report = ScanReport {
+            objects_listed: objects.len() as u64,
+            ..Default::default()
+        };
+        let (keep, pruned): (Vec<_>, Vec<_>) = objects
+            .into_iter()
+            .partition(|o| o.info.may_overlap(opts.since, opts.until));
+        report.objects_skipped += pruned.len() as u64;
+        progress
+            .objects_total
+            .fetch_add(keep.len() as u64, Ordering::Relaxed);
+        tracing::debug!(
+            objects = keep.len(),
+            pruned = pruned.len(),
+            "Reading objects."
+        );
+
+        let (tx, mut rx) = mpsc::channel::<Event>(8);
+        let scanner = Arc::clone(self);
+        let decode = opts.decode.clone();
+        let concurrency = opts.concurrency.max(1);
+        let driver = tokio::spawn(async move {
+            futures::stream::iter(keep)
+                .map(|meta| {
+                    let tx = tx.clone();
+                    let scanner = Arc::clone(&scanner);
+                    let decode = decode.clone();
+                    tokio::spawn(async move { scanner.read_one(meta, decode, tx).await })
+                })
+                .buffer_unordered(concurrency)
+                .for_each(|_| async {})
+                .await;
+        });
+
+        let mut sink_error = None;
+        while let Some(event) = rx.recv().await {
+            match event {
+                Event::Batch(kind, batch) => {
+                    if sink_error.is_some() {
+                        continue;
+                    }
+                    let (batch, outside) = filter_window(kind, batch, opts.since, opts.until)?;
+                    report.records_outside_window += outside;
+                    match kind {
+                        LogKind::Flows => report.flow_records += batch.num_rows() as u64,
+                        LogKind::Waf => report.waf_records += batch.num_rows() as u64,
+                    }
+                    progress
+                        .records
+                        .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                    if batch.num_rows() > 0
+                        && let Err(e) = sink.batch(kind, &batch)
+                    {
+                        sink_error = Some(e);
+                    }
+                }
+                Event::Done(outcome) => {
+                    progress.objects_done.fetch_add(1, Ordering::Relaxed);
+                    if outcome.opened {
+                        report.objects_read += 1;
+                    }
+                    report.bytes_read += outcome.raw_bytes;
+                    report.malformed_records += outcome.stats.malformed;
+                    for e in outcome.errors {
+                        report.push_error(ReportedError {
+                            object: outcome.uri.clone(),
+                            line: Some(e.line).filter(|l| *l > 0),
+                            reason: e.reason,
+                        });
+                    }
+                    if let Some(reason) = outcome.failure {
+                        report.objects_failed += 1;
+                        tracing::warn!(object = %outcome.uri, %reason, "Object not read completely.");
+                        report.push_error(ReportedError {
+                            object: outcome.uri,
+                            line: None,
+                            reason,
+                        });
+                    }
+                }
+            }
+        }
+        let _ = driver.await;
+        if let Some(e) = sink_error {
+            return Err(Error::Object {
+                object: "sink".into(),
+                reason: format!("batch sink failed: {e}"),
+            });
+        }
+        report.duration_secs = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    async fn read_one(&self, meta: ObjectMeta, opts: DecodeOptions, tx: mpsc::Sender<Event>) {
+        let ctx = ObjectContext {
+            object: meta.uri.clone(),
+            account_id: meta.info.account_id.clone(),
+            region: meta.info.region.clone(),
+        };
+        let mut outcome = ObjectOutcome {
+            uri: meta.uri.clone(),
+            opened: false,
+            raw_bytes: 0,
+            stats: DecodeStats::default(),
+            errors: Vec::new(),
+            failure: None,
+        };
+        let mut stream = match self.open(&meta.uri).await {
+            Ok(s) => s,
+            Err(e) => {
+                outcome.failure = Some(error_chain(&e));
+                let _ = tx.send(Event::Done(Box::new(outcome))).await;
+                return;
+            }
+        };
+        outcome.opened = true;
+        let mut decoder = ObjectDecoder::new(ctx, opts);
+        let mut read_error = None;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(chunk) => {
+                    decoder.push(&chunk);
+                    if !forward(&mut decoder, &tx).await {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    read_error = Some(format!("read failed part-way: {e}"));
+                    break;
+                }
+            }
+        }
+        let result = match read_error {
+            Some(reason) => {
+                decoder.abort();
+                Err(reason)
+            }
+            None => decoder.finish().map_err(|e| error_chain(&e)),
+        };
+        if !forward(&mut decoder, &tx).await {
+            return;
+        }
+        outcome.raw_bytes = decoder.raw_bytes();
+        outcome.stats = decoder.stats();
+        outcome.errors = decoder.take_errors();
+        outcome.failure = result.err();
+        let _ = tx.send(Event::Done(Box::new(outcome))).await;
+    }
+}
+
+/// Sends every ready batch; false when the consumer is gone.
+async fn forward(decoder: &mut ObjectDecoder, tx: &mpsc::Sender<Event>) -> bool {
+    while let Some((kind, batch)) = decoder.take_batch() {
+        if tx.send(Event::Batch(kind, batch)).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}
+
+/// Drops rows outside `[since, until)`; rows without a time are kept.
+fn filter_window(
+    kind: LogKind,
+    batch: RecordBatch,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<(RecordBatch, u64)> {
+    if since.is_none() && until.is_none() {
+        return Ok((batch, 0));
+    }
+    let (column, scale) = match kind {
+        LogKind::Flows => (flows::col::START, 1),
+        LogKind::Waf => (waf::col::TIMESTAMP, 1000),
+    };
+    let lo = since.map_or(i64::MIN, |t| t.timestamp().saturating_mul(scale));
+    let hi = until.map_or(i64::MAX, |t| t.timestamp().saturating_mul(scale));
+    let col = batch.column(batch.schema().index_of(column)?);
+    let keep = |v: i64| v >= lo && v < hi;
+    let mask: BooleanArray = match kind {
+        LogKind::Flows => {
+            let a = col.as_primitive::<Int64Type>();
+            (0..a.len())
+                .map(|i| Some(a.is_null(i) || keep(a.value(i))))
+                .collect()
+        }
+        LogKind::Waf => {
+            let a = col.as_primitive::<TimestampMillisecondType>();
+            (0..a.len())
+                .map(|i| Some(a.is_null(i) || keep(a.value(i))))
+                .collect()
+        }
+    };
+    let kept = mask.true_count();
+    if kept == batch.num_rows() {
+        return Ok((batch, 0));
+    }
+    let outside = (batch.num_rows() - kept) as u64;
+    Ok((filter_record_batch(&batch, &mask)?, outside))
+}
