@@ -20,7 +20,7 @@
 pub mod flow;
 pub mod topology;
 pub mod waf;
-mod write;
+pub mod write;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -378,6 +378,25 @@ fn hash8(seed: u64, name: &str) -> String {
         h = h.wrapping_mul(0x100000001b3);
     }
     format!("{:08x}", h as u32)
+}
+
+/// The flow records of the baseline traffic, in generation order, without writing
+/// anything (benchmarks build large objects from them).
+pub fn flow_records(cfg: &Config) -> Vec<FlowRecord> {
+    let topo = Topology::default();
+    let mut rng = SmallRng::seed_from_u64(cfg.seed);
+    let windows = cfg.hours as u64 * 3600 / WINDOW_SECS;
+    let t0 = cfg.start.timestamp() as u64;
+    let mut out = Vec::new();
+    for wi in 0..windows {
+        let w = baseline(&mut rng, &topo, t0 + wi * WINDOW_SECS, cfg.scale);
+        out.extend(
+            w.conversations
+                .iter()
+                .flat_map(FlowRecord::from_conversation),
+        );
+    }
+    out
 }
 
 /// Generates the objects and the manifest; returns the manifest.

@@ -13,6 +13,7 @@
 //! decoder resynchronises at the next record.
 
 pub mod gzip;
+pub mod inflate;
 pub mod object;
 pub mod vpc_parquet;
 pub mod vpc_text;

@@ -14,11 +14,15 @@ use arrow::array::RecordBatch;
 use flowlens_model::LogKind;
 
 use super::gzip::{GzipStream, is_gzip};
+use super::inflate::{self, FAST_GZIP_MAX_BYTES};
 use super::vpc_parquet::{PARQUET_MAGIC, ParquetFlows};
 use super::vpc_text::{Format, VpcTextDecoder};
 use super::waf_json::WafJsonDecoder;
 use super::{DEFAULT_BATCH_ROWS, DecodeStats, ObjectContext, RecordDecoder};
 use crate::error::{Error, RecordError, Result};
+
+/// Inflated bytes handed to the record decoder per step.
+const INFLATED_SLICE: usize = 1 << 20;
 
 /// Options shared by every object of a run.
 #[derive(Debug, Clone)]
@@ -109,6 +113,15 @@ impl Write for ContentSniffer {
 enum Stage {
     /// Fewer than 4 bytes seen: compression not known yet.
     Sniffing(Vec<u8>),
+    /// Gzip, small so far: buffered for the fast whole-buffer inflate.
+    GzipBuffered(Vec<u8>),
+    /// Gzip inflated whole; pushed to the record decoder a slice at a time.
+    Inflated {
+        sniffer: ContentSniffer,
+        data: Vec<u8>,
+        pos: usize,
+        done: bool,
+    },
     Gzip(Box<GzipStream<ContentSniffer>>),
     Plain(ContentSniffer),
     Parquet(Vec<u8>),
@@ -172,7 +185,7 @@ impl ObjectDecoder {
     fn start(&mut self, head: &[u8]) {
         let sniffer = ContentSniffer::new(self.ctx.clone(), self.opts.clone());
         self.stage = if is_gzip(head) {
-            Stage::Gzip(Box::new(GzipStream::new(sniffer)))
+            Stage::GzipBuffered(Vec::new())
         } else if head.starts_with(PARQUET_MAGIC) {
             Stage::Parquet(Vec::new())
         } else {
@@ -184,6 +197,13 @@ impl ObjectDecoder {
         if chunk.is_empty() {
             return;
         }
+        if let Stage::GzipBuffered(buf) = &mut self.stage {
+            if buf.len() + chunk.len() <= FAST_GZIP_MAX_BYTES {
+                buf.extend_from_slice(chunk);
+                return;
+            }
+            self.stream_buffered_gzip();
+        }
         match &mut self.stage {
             Stage::Gzip(gz) => {
                 if let Err(e) = gz.push(chunk) {
@@ -193,7 +213,19 @@ impl ObjectDecoder {
             Stage::Plain(s) => s.push(chunk),
             Stage::Parquet(buf) => buf.extend_from_slice(chunk),
             Stage::Sniffing(_) | Stage::Failed(_) | Stage::ParquetOpen(..) => {}
+            Stage::GzipBuffered(_) | Stage::Inflated { .. } => {}
         }
+    }
+
+    /// Leaves the fast path: the buffered bytes go through the streaming inflater.
+    fn stream_buffered_gzip(&mut self) {
+        let Stage::GzipBuffered(buf) = std::mem::replace(&mut self.stage, Stage::Failed(None))
+        else {
+            return;
+        };
+        let sniffer = ContentSniffer::new(self.ctx.clone(), self.opts.clone());
+        self.stage = Stage::Gzip(Box::new(GzipStream::new(sniffer)));
+        self.feed(&buf);
     }
 
     fn fail_gzip(&mut self, e: io::Error) {
@@ -233,6 +265,29 @@ impl ObjectDecoder {
             self.start(&head);
             self.feed(&head);
         }
+        if let Stage::GzipBuffered(buf) = &mut self.stage {
+            let buf = std::mem::take(buf);
+            let mut data = Vec::new();
+            match inflate::gunzip_all(&buf, &mut data) {
+                Ok(()) => {
+                    let mut sniffer = ContentSniffer::new(self.ctx.clone(), self.opts.clone());
+                    let first = data.len().min(INFLATED_SLICE);
+                    sniffer.push(&data[..first]);
+                    self.stage = Stage::Inflated {
+                        sniffer,
+                        data,
+                        pos: first,
+                        done: false,
+                    };
+                }
+                Err(_) => {
+                    // Corrupt, truncated or huge: the streaming path keeps every record
+                    // before a break and reports it the same way as for large objects.
+                    self.stage = Stage::GzipBuffered(buf);
+                    self.stream_buffered_gzip();
+                }
+            }
+        }
         match &mut self.stage {
             Stage::Gzip(gz) => match gz.finish() {
                 Ok(()) => {
@@ -258,6 +313,7 @@ impl ObjectDecoder {
                 }
             }
             Stage::Sniffing(_) | Stage::Failed(_) | Stage::ParquetOpen(..) => {}
+            Stage::GzipBuffered(_) | Stage::Inflated { .. } => {}
         }
         match self.error.take() {
             Some(e) => Err(e),
@@ -272,6 +328,8 @@ impl ObjectDecoder {
             return;
         }
         self.finished = true;
+        // A buffered gzip prefix still yields its complete records.
+        self.stream_buffered_gzip();
         if let Some((_, d)) = self.sniffer().and_then(|s| s.decoder.as_mut()) {
             d.abandon_partial();
         }
@@ -283,7 +341,7 @@ impl ObjectDecoder {
     fn sniffer(&mut self) -> Option<&mut ContentSniffer> {
         match &mut self.stage {
             Stage::Gzip(gz) => Some(gz.get_mut()),
-            Stage::Plain(s) => Some(s),
+            Stage::Plain(s) | Stage::Inflated { sniffer: s, .. } => Some(s),
             Stage::Failed(s) => s.as_mut(),
             _ => None,
         }
@@ -293,10 +351,10 @@ impl ObjectDecoder {
     pub fn kind(&self) -> Option<LogKind> {
         match &self.stage {
             Stage::Gzip(gz) => gz.get_ref().decoder.as_ref().map(|d| d.0),
-            Stage::Plain(s) => s.decoder.as_ref().map(|d| d.0),
+            Stage::Plain(s) | Stage::Inflated { sniffer: s, .. } => s.decoder.as_ref().map(|d| d.0),
             Stage::Failed(s) => s.as_ref().and_then(|s| s.decoder.as_ref().map(|d| d.0)),
             Stage::ParquetOpen(..) | Stage::Parquet(_) => Some(LogKind::Flows),
-            Stage::Sniffing(_) => None,
+            Stage::Sniffing(_) | Stage::GzipBuffered(_) => None,
         }
     }
 
@@ -319,6 +377,34 @@ impl ObjectDecoder {
                 }
             }
         }
+        if let Stage::Inflated {
+            sniffer,
+            data,
+            pos,
+            done,
+        } = &mut self.stage
+        {
+            loop {
+                if let Some((kind, d)) = &mut sniffer.decoder
+                    && let Some(b) = d.take_batch()
+                {
+                    return Some((*kind, b));
+                }
+                if *pos < data.len() {
+                    let end = (*pos + INFLATED_SLICE).min(data.len());
+                    sniffer.push(&data[*pos..end]);
+                    *pos = end;
+                } else if !*done {
+                    *done = true;
+                    *data = Vec::new();
+                    if let Some((_, d)) = &mut sniffer.decoder {
+                        d.finish();
+                    }
+                } else {
+                    return None;
+                }
+            }
+        }
         let (kind, d) = self.sniffer()?.decoder.as_mut()?;
         d.take_batch().map(|b| (*kind, b))
     }
@@ -336,7 +422,9 @@ impl ObjectDecoder {
     pub fn stats(&self) -> DecodeStats {
         match &self.stage {
             Stage::Gzip(gz) => gz.get_ref().decoder.as_ref().map(|d| d.1.stats()),
-            Stage::Plain(s) => s.decoder.as_ref().map(|d| d.1.stats()),
+            Stage::Plain(s) | Stage::Inflated { sniffer: s, .. } => {
+                s.decoder.as_ref().map(|d| d.1.stats())
+            }
             Stage::Failed(s) => s
                 .as_ref()
                 .and_then(|s| s.decoder.as_ref().map(|d| d.1.stats())),

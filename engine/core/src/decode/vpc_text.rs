@@ -165,6 +165,8 @@ struct Active {
     columns: Vec<Option<Column>>, // by slot, None for extra slots
     extra: Option<MapBuilder<StringBuilder, StringBuilder>>,
     rows: usize,
+    /// Absent and constant columns, by schema index, reused across batches.
+    fixed: Vec<Option<ArrayRef>>,
 }
 
 impl Active {
@@ -218,6 +220,7 @@ impl Active {
             columns,
             extra,
             rows: 0,
+            fixed: vec![None; flows::schema().fields().len()],
         }
     }
 
@@ -237,23 +240,41 @@ impl Active {
         if let Some(extra) = &mut self.extra {
             arrays[flows::EXTRA_INDEX] = Some(Arc::new(extra.finish()));
         }
-        arrays[flows::SOURCE_OBJECT_INDEX] = Some(const_str_view(&ctx.object, rows));
         let columns = schema
             .fields()
             .iter()
             .zip(arrays)
-            .map(|(field, array)| {
-                array.unwrap_or_else(|| {
-                    let from_key = match field.name().as_str() {
-                        flows::col::ACCOUNT_ID => ctx.account_id.as_deref(),
-                        flows::col::REGION => ctx.region.as_deref(),
-                        _ => None,
-                    };
-                    match from_key {
-                        Some(v) => const_str_view(v, rows),
-                        None => new_null_array(field.data_type(), rows),
+            .enumerate()
+            .map(|(i, (field, array))| {
+                if let Some(array) = array {
+                    return array;
+                }
+                // Absent and constant columns are the same for every batch of the object:
+                // built once (full batches all have `batch_rows` rows), the short last
+                // batch takes a slice.
+                let cached = self.fixed[i].as_ref().filter(|a| a.len() >= rows);
+                let full = match cached {
+                    Some(a) => a.clone(),
+                    None => {
+                        let from_key = match field.name().as_str() {
+                            flows::col::ACCOUNT_ID => ctx.account_id.as_deref(),
+                            flows::col::REGION => ctx.region.as_deref(),
+                            flows::col::SOURCE_OBJECT => Some(ctx.object.as_str()),
+                            _ => None,
+                        };
+                        let a = match from_key {
+                            Some(v) => const_str_view(v, rows),
+                            None => new_null_array(field.data_type(), rows),
+                        };
+                        self.fixed[i] = Some(a.clone());
+                        a
                     }
-                })
+                };
+                if full.len() == rows {
+                    full
+                } else {
+                    full.slice(0, rows)
+                }
             })
             .collect();
         Ok(RecordBatch::try_new(schema, columns)?)
@@ -274,6 +295,9 @@ pub struct VpcTextDecoder {
     errors: ErrorLog,
     records: u64,
     finished: bool,
+    /// Per-line scratch, reused: token spans and parsed numbers.
+    spans: Vec<(usize, usize)>,
+    nums: Vec<i64>,
 }
 
 impl VpcTextDecoder {
@@ -292,6 +316,8 @@ impl VpcTextDecoder {
             errors: ErrorLog::default(),
             records: 0,
             finished: false,
+            spans: Vec::with_capacity(MAX_FIELDS + 1),
+            nums: Vec::with_capacity(MAX_FIELDS),
         }
     }
 
@@ -304,51 +330,104 @@ impl VpcTextDecoder {
     fn process_line(&mut self, raw: &[u8]) {
         self.line += 1;
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if line.iter().all(u8::is_ascii_whitespace) {
+        if line.is_empty() {
             return;
         }
-        let active = match &mut self.active {
-            Some(a) => a,
-            None => {
-                let (format, is_header) = match Format::from_header(line) {
-                    Some(f) => (f, true),
-                    None => (self.configured.clone(), false),
-                };
-                let cap = self.batch_rows.min(4096);
-                let active = self.active.insert(Active::new(format, &self.ctx, cap));
-                if is_header {
-                    return;
-                }
-                active
+        if self.active.is_none() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                return; // blank lines before the header
             }
-        };
+            let (format, is_header) = match Format::from_header(line) {
+                Some(f) => (f, true),
+                None => (self.configured.clone(), false),
+            };
+            let cap = self.batch_rows.min(4096);
+            self.active = Some(Active::new(format, &self.ctx, cap));
+            if is_header {
+                return;
+            }
+        }
+        let n = tokenize(line, &mut self.spans);
+        self.record_line(line, n);
+    }
 
-        let mut spans = [(0u32, 0u32); MAX_FIELDS];
-        let mut n = 0usize;
-        let mut i = 0usize;
-        let len = line.len();
-        while i < len {
-            while i < len && (line[i] == b' ' || line[i] == b'\t') {
-                i += 1;
-            }
-            if i == len {
-                break;
-            }
-            let start = i;
-            while i < len && line[i] != b' ' && line[i] != b'\t' {
-                i += 1;
-            }
-            if n == MAX_FIELDS {
+    /// Decodes a line whose tokens are in `self.spans` (`n` counts them all, even past
+    /// the spans kept) and flushes a full batch.
+    fn record_line(&mut self, line: &[u8], n: usize) {
+        if self.decode_record(line, n)
+            && self
+                .active
+                .as_ref()
+                .is_some_and(|a| a.rows >= self.batch_rows)
+        {
+            self.flush();
+        }
+    }
+
+    /// The fast path for a run of complete lines (`region` ends with `\n`): one SIMD scan
+    /// finds every separator and line end.
+    fn push_lines(&mut self, region: &[u8]) {
+        let mut line_start = 0;
+        let mut tok_start = 0;
+        let mut n = 0;
+        self.spans.clear();
+        for pos in memchr::memchr3_iter(b' ', b'\t', b'\n', region) {
+            if pos > tok_start {
+                if n <= MAX_FIELDS {
+                    self.spans.push((tok_start - line_start, pos - line_start));
+                }
                 n += 1;
-                break;
             }
-            spans[n] = (start as u32, i as u32);
-            n += 1;
+            tok_start = pos + 1;
+            if region[pos] != b'\n' {
+                continue;
+            }
+            let line = &region[line_start..pos];
+            if self.active.is_none() || line.len() > MAX_LINE_BYTES || line.last() == Some(&b'\r') {
+                // Rare shapes (first line, over-long, CRLF) take the general path.
+                self.process_raw_line(line);
+            } else {
+                self.line += 1;
+                self.record_line(line, n);
+            }
+            self.spans.clear();
+            n = 0;
+            line_start = pos + 1;
+        }
+    }
+
+    /// A complete line through the general path, over-long lines reported.
+    fn process_raw_line(&mut self, line: &[u8]) {
+        if line.len() > MAX_LINE_BYTES {
+            self.line += 1;
+            let n = self.line;
+            self.errors.record(n, || {
+                format!("line longer than {MAX_LINE_BYTES} bytes skipped")
+            });
+        } else {
+            self.process_line(line);
+        }
+    }
+
+    /// Decodes one non-empty line into the builders; false if it was malformed.
+    fn decode_record(&mut self, line: &[u8], n: usize) -> bool {
+        let VpcTextDecoder {
+            active,
+            spans,
+            nums,
+            errors,
+            line: line_no,
+            records,
+            ..
+        } = self;
+        let Some(active) = active else { return false };
+        let line_no = *line_no;
+        if n == 0 {
+            return false; // a blank line
         }
         let expected = active.format.len();
         if n != expected {
-            let line_no = self.line;
-            self.errors.record(line_no, || {
+            errors.record(line_no, || {
                 format!(
                     "expected {expected} fields, found {}{}: {}",
                     if n > MAX_FIELDS { "more than " } else { "" },
@@ -356,33 +435,33 @@ impl VpcTextDecoder {
                     quote(line)
                 )
             });
-            return;
+            return false;
         }
-        if std::str::from_utf8(line).is_err() {
-            let line_no = self.line;
-            self.errors.record(line_no, || {
+        // One UTF-8 check per line; tokens are sub-slices split at ASCII bytes.
+        let Ok(text) = std::str::from_utf8(line) else {
+            errors.record(line_no, || {
                 format!("not text (invalid UTF-8): {}", quote(line))
             });
-            return;
-        }
+            return false;
+        };
 
         // Validate every number before appending anything, so a bad record leaves no trace.
-        let mut nums = [0i64; MAX_FIELDS];
+        nums.clear();
         for (k, plan) in active.plans.iter().enumerate() {
             if plan.kind == FieldKind::Str {
+                nums.push(0);
                 continue;
             }
-            let tok = &line[spans[k].0 as usize..spans[k].1 as usize];
+            let tok = &line[spans[k].0..spans[k].1];
             if tok == b"-" {
-                nums[k] = -1;
+                nums.push(-1);
                 continue;
             }
             match parse_uint(tok) {
-                Some(v) if v <= plan.max as u64 => nums[k] = v as i64,
+                Some(v) if v <= plan.max as u64 => nums.push(v as i64),
                 parsed => {
-                    let line_no = self.line;
                     let slot = active.format.slots[k];
-                    self.errors.record(line_no, || {
+                    errors.record(line_no, || {
                         let name = match slot {
                             Slot::Known(i) => FLOW_FIELDS[i].aws_name,
                             Slot::Extra(_) => "?",
@@ -396,7 +475,7 @@ impl VpcTextDecoder {
                             None => format!("field `{name}`: `{}` is not a number", quote(tok)),
                         }
                     });
-                    return;
+                    return false;
                 }
             }
         }
@@ -407,32 +486,31 @@ impl VpcTextDecoder {
             .zip(active.columns.iter_mut())
             .enumerate()
         {
-            let tok = &line[spans[k].0 as usize..spans[k].1 as usize];
+            let (a, b) = spans[k];
             match column {
-                Some(Column::Str(b)) => {
-                    if tok == b"-" {
+                Some(Column::Str(builder)) => {
+                    let tok = text.get(a..b).unwrap_or_default();
+                    if tok == "-" {
                         match &plan.fill {
-                            Some(v) => b.append_value(v),
-                            None => b.append_null(),
+                            Some(v) => builder.append_value(v),
+                            None => builder.append_null(),
                         }
                     } else {
-                        // SAFETY-free: the whole line was checked to be UTF-8 above, and
-                        // spans split only at ASCII bytes.
-                        b.append_value(std::str::from_utf8(tok).unwrap_or_default());
+                        builder.append_value(tok);
                     }
                 }
-                Some(Column::I32(b)) => {
+                Some(Column::I32(builder)) => {
                     if nums[k] < 0 {
-                        b.append_null()
+                        builder.append_null()
                     } else {
-                        b.append_value(nums[k] as i32)
+                        builder.append_value(nums[k] as i32)
                     }
                 }
-                Some(Column::I64(b)) => {
+                Some(Column::I64(builder)) => {
                     if nums[k] < 0 {
-                        b.append_null()
+                        builder.append_null()
                     } else {
-                        b.append_value(nums[k])
+                        builder.append_value(nums[k])
                     }
                 }
                 None => {}
@@ -441,14 +519,12 @@ impl VpcTextDecoder {
         if let Some(extra) = &mut active.extra {
             for (k, slot) in active.format.slots.iter().enumerate() {
                 if let Slot::Extra(e) = slot {
-                    let tok = &line[spans[k].0 as usize..spans[k].1 as usize];
+                    let tok = text.get(spans[k].0..spans[k].1).unwrap_or_default();
                     extra.keys().append_value(&active.format.extra_names[*e]);
-                    if tok == b"-" {
+                    if tok == "-" {
                         extra.values().append_null();
                     } else {
-                        extra
-                            .values()
-                            .append_value(std::str::from_utf8(tok).unwrap_or_default());
+                        extra.values().append_value(tok);
                     }
                 }
             }
@@ -456,10 +532,8 @@ impl VpcTextDecoder {
             let _ = extra.append(true);
         }
         active.rows += 1;
-        self.records += 1;
-        if active.rows >= self.batch_rows {
-            self.flush();
-        }
+        *records += 1;
+        true
     }
 
     fn flush(&mut self) {
@@ -506,6 +580,32 @@ impl VpcTextDecoder {
     }
 }
 
+/// Splits `line` on runs of spaces and tabs into `spans` (at most `MAX_FIELDS + 1`
+/// kept); returns the number of tokens.
+fn tokenize(line: &[u8], spans: &mut Vec<(usize, usize)>) -> usize {
+    spans.clear();
+    let mut n = 0;
+    let mut i = 0;
+    let len = line.len();
+    while i < len {
+        while i < len && (line[i] == b' ' || line[i] == b'\t') {
+            i += 1;
+        }
+        if i == len {
+            break;
+        }
+        let start = i;
+        while i < len && line[i] != b' ' && line[i] != b'\t' {
+            i += 1;
+        }
+        if n <= MAX_FIELDS {
+            spans.push((start, i));
+        }
+        n += 1;
+    }
+    n
+}
+
 /// Parses an unsigned decimal of at most 19 digits.
 #[inline]
 fn parse_uint(tok: &[u8]) -> Option<u64> {
@@ -541,20 +641,13 @@ impl RecordDecoder for VpcTextDecoder {
                 }
             }
         }
-        let mut start = 0;
-        for i in memchr::memchr_iter(b'\n', chunk) {
-            let line = &chunk[start..i];
-            if line.len() > MAX_LINE_BYTES {
-                self.line += 1;
-                let n = self.line;
-                self.errors.record(n, || {
-                    format!("line longer than {MAX_LINE_BYTES} bytes skipped")
-                });
-            } else {
-                self.process_line(line);
+        let start = match memchr::memrchr(b'\n', chunk) {
+            Some(last) => {
+                self.push_lines(&chunk[..=last]);
+                last + 1
             }
-            start = i + 1;
-        }
+            None => 0,
+        };
         self.push_pending(&chunk[start..]);
     }
 

@@ -1,0 +1,179 @@
+//! Decode throughput on one core: `cargo bench -p flowlens-engine --bench decode`.
+//!
+//! Prints records/s (best of several runs, one thread) and the peak resident memory of
+//! each scenario (the kernel's high-water mark, reset before each scenario). Input is
+//! built from the sample generator's traffic and held in memory, so the figures are
+//! decoding only: decompression, parsing, Arrow batches.
+//!
+//! Environment: `FLOWLENS_BENCH_RECORDS` (default 2,000,000), `FLOWLENS_BENCH_RUNS` (3).
+
+use std::io::Write;
+use std::time::Instant;
+
+use flowlens_engine::decode::ObjectContext;
+use flowlens_engine::decode::object::{DecodeOptions, ObjectDecoder};
+use flowlens_samples::flow::{PARQUET_FORMAT, V2_FORMAT, V5_CUSTOM_FORMAT};
+use flowlens_samples::{Config, flow::FlowRecord};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Peak resident set (VmHWM) in MiB; `reset` first clears it (Linux).
+fn peak_mib(reset: bool) -> Option<f64> {
+    if reset {
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn records(n: usize) -> Vec<FlowRecord> {
+    let mut out = Vec::with_capacity(n);
+    let mut seed = 1;
+    while out.len() < n {
+        let cfg = Config {
+            hours: 24,
+            scale: 8.0,
+            seed,
+            ..Config::default()
+        };
+        out.extend(flowlens_samples::flow_records(&cfg));
+        seed += 1;
+    }
+    out.truncate(n);
+    out
+}
+
+fn gz_text(records: &[FlowRecord], format: &[&str], version: u8) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    gz.write_all(format.join(" ").as_bytes()).unwrap();
+    gz.write_all(b"\n").unwrap();
+    for r in records {
+        gz.write_all(r.line(format, version).as_bytes()).unwrap();
+        gz.write_all(b"\n").unwrap();
+    }
+    gz.finish().unwrap()
+}
+
+fn parquet(records: &[FlowRecord]) -> Vec<u8> {
+    let dir = std::env::temp_dir().join(format!("flowlens-bench-{}", std::process::id()));
+    let path = dir.join("flows.log.parquet");
+    flowlens_samples::write::parquet(&path, PARQUET_FORMAT, records).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    bytes
+}
+
+fn decode_all(objects: &[Vec<u8>]) -> usize {
+    let mut rows = 0;
+    for object in objects {
+        let mut d = ObjectDecoder::new(
+            ObjectContext::new("s3://bench/object"),
+            DecodeOptions::default(),
+        );
+        for chunk in object.chunks(1 << 20) {
+            d.push(chunk);
+            while let Some((_, b)) = d.take_batch() {
+                rows += b.num_rows();
+            }
+        }
+        d.finish().expect("clean input");
+        while let Some((_, b)) = d.take_batch() {
+            rows += b.num_rows();
+        }
+        assert_eq!(d.stats().malformed, 0);
+    }
+    rows
+}
+
+fn run(name: &str, objects: &[Vec<u8>], expected: usize, runs: usize) {
+    let mut best = f64::MAX;
+    let bytes: usize = objects.iter().map(Vec::len).sum();
+    peak_mib(true);
+    let before = peak_mib(false).unwrap_or(0.0);
+    for _ in 0..runs {
+        let started = Instant::now();
+        let rows = decode_all(objects);
+        assert_eq!(rows, expected, "{name}");
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    let peak = peak_mib(false).map_or("n/a".into(), |m| format!("{:.0} MiB", m - before));
+    println!(
+        "{name:<52} {:>6.2} M records/s {:>7.1} MB/s in   peak RSS +{peak}",
+        expected as f64 / best / 1e6,
+        bytes as f64 / best / 1e6
+    );
+}
+
+/// Splits text records into objects of about `records_per_object` (each with a header).
+fn split_objects(records: &[FlowRecord], format: &[&str], version: u8, per: usize) -> Vec<Vec<u8>> {
+    records
+        .chunks(per)
+        .map(|c| gz_text(c, format, version))
+        .collect()
+}
+
+fn plain_text(records: &[FlowRecord], format: &[&str], version: u8) -> Vec<u8> {
+    let mut out = format.join(" ").into_bytes();
+    out.push(b'\n');
+    for r in records {
+        out.extend_from_slice(r.line(format, version).as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument selects scenarios by substring.
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let n = env("FLOWLENS_BENCH_RECORDS", 2_000_000);
+    let runs = env("FLOWLENS_BENCH_RUNS", 3);
+    let k = n / 1000;
+    let wanted = |name: &str| filter.as_ref().is_none_or(|f| name.contains(f.as_str()));
+    // Build every input first, then free the generator's records, so peak memory
+    // reflects decoding.
+    let mut scenarios: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+    {
+        let recs = records(n);
+        let mut add = |name: String, build: &dyn Fn() -> Vec<Vec<u8>>| {
+            if wanted(&name) {
+                scenarios.push((name, build()));
+            }
+        };
+        // AWS rolls objects every 5 minutes; 500k records is about 6 MB of gzip.
+        add(
+            format!("decode v2 default gz, {k}k records, 500k/object"),
+            &|| split_objects(&recs, V2_FORMAT, 2, 500_000),
+        );
+        add(
+            format!("decode v5 custom-order gz, {k}k records, 500k/object"),
+            &|| split_objects(&recs, V5_CUSTOM_FORMAT, 5, 250_000),
+        );
+        add(
+            format!("decode v2 default gz, {k}k records, one object"),
+            &|| vec![gz_text(&recs, V2_FORMAT, 2)],
+        );
+        add(
+            format!("decode v5 custom-order gz, {k}k records, one object"),
+            &|| vec![gz_text(&recs, V5_CUSTOM_FORMAT, 5)],
+        );
+        add(
+            format!("decode v2 default plain text, {k}k records"),
+            &|| vec![plain_text(&recs, V2_FORMAT, 2)],
+        );
+        add(
+            format!("decode parquet (gzip pages), {k}k records"),
+            &|| vec![parquet(&recs)],
+        );
+    }
+    println!("flowlens decode benchmark: one thread, best of {runs} runs");
+    for (name, objects) in &scenarios {
+        run(name, objects, n, runs);
+    }
+}
