@@ -126,12 +126,32 @@ impl Scanner {
     /// # Errors
     /// A location does not exist or cannot be listed.
     pub async fn list(&self, locations: &[Location]) -> Result<Vec<ObjectMeta>> {
+        self.list_window(locations, None, None).await
+    }
+
+    /// Lists the objects under the locations that may hold records in `[since, until)`.
+    /// An S3 prefix that stops where AWS puts the date folders is listed one day prefix
+    /// at a time, so a short window never walks the bucket's whole history; otherwise
+    /// everything is listed and pruned by key later.
+    ///
+    /// # Errors
+    /// A location does not exist or cannot be listed.
+    pub async fn list_window(
+        &self,
+        locations: &[Location],
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<ObjectMeta>> {
         let mut out = Vec::new();
         for loc in locations {
             match loc {
                 Location::Local(path) => out.extend(local::list(path)?),
                 Location::S3 { bucket, prefix } => {
-                    out.extend(s3::list(self.s3().await, bucket, prefix).await?)
+                    let prefixes = crate::source::key::day_prefixes(prefix, since, until)
+                        .unwrap_or_else(|| vec![prefix.clone()]);
+                    for p in prefixes {
+                        out.extend(s3::list(self.s3().await, bucket, &p).await?);
+                    }
                 }
             }
         }
@@ -157,7 +177,7 @@ impl Scanner {
         progress: &Progress,
     ) -> Result<ScanReport> {
         let started = Instant::now();
-        let objects = self.list(locations).await?;
+        let objects = self.list_window(locations, opts.since, opts.until).await?;
         let mut report = self.read_objects(objects, opts, sink, progress).await?;
         report.duration_secs = started.elapsed().as_secs_f64();
         Ok(report)

@@ -11,7 +11,7 @@
 //!      | ACCOUNT_waflogs_REGION_WEBACL_YYYYMMDDTHHmmZ_HASH.log.gz
 //! ```
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use flowlens_model::LogKind;
 
 /// Everything a key tells.
@@ -173,6 +173,78 @@ pub fn parse_key(key: &str) -> KeyInfo {
     info
 }
 
+/// At most this many day prefixes are listed one by one; a longer window lists the
+/// whole prefix.
+pub const MAX_DAY_PREFIXES: i64 = 400;
+
+/// When `prefix` stops where AWS puts the date folders (after the region of a flow-log
+/// layout, or after the web ACL of a WAF layout), the per-day prefixes covering
+/// `[since, until)` (with [`PRUNE_MARGIN`]), so a listing never walks the whole history.
+/// `None` when the prefix is elsewhere or the window is unbounded or too long.
+pub fn day_prefixes(
+    prefix: &str,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Option<Vec<String>> {
+    let since = since? - PRUNE_MARGIN;
+    let until = until.unwrap_or_else(Utc::now) + PRUNE_MARGIN;
+    let segs: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
+    if !prefix.ends_with('/') {
+        return None;
+    }
+    let last = *segs.last()?;
+    let hive = last.starts_with("aws-region=");
+    let at = segs.iter().position(|s| *s == "AWSLogs")?;
+    let rest = &segs[at + 1..];
+    let rest = if rest.first().is_some_and(|s| s.starts_with("o-")) {
+        &rest[1..]
+    } else {
+        rest
+    };
+    let service = rest
+        .get(1)
+        .map(|s| hive_value(s, "aws-service").to_ascii_lowercase());
+    let depth_ok = match service.as_deref() {
+        Some("vpcflowlogs") => rest.len() == 3,
+        Some("waflogs") => rest.len() == 4,
+        _ => false,
+    };
+    if !depth_ok {
+        return None;
+    }
+    let first = since.date_naive();
+    let days = (until.date_naive() - first).num_days();
+    if !(0..=MAX_DAY_PREFIXES).contains(&days) {
+        return None;
+    }
+    Some(
+        (0..=days)
+            .map(|d| {
+                let day = first + Duration::days(d);
+                if hive {
+                    format!(
+                        "{prefix}year={}/month={:02}/day={:02}/",
+                        day.year(),
+                        day.month(),
+                        day.day()
+                    )
+                } else {
+                    format!(
+                        "{prefix}{}/{:02}/{:02}/",
+                        day.year(),
+                        day.month(),
+                        day.day()
+                    )
+                }
+            })
+            .collect(),
+    )
+}
+
+fn hive_value<'a>(seg: &'a str, name: &str) -> &'a str {
+    hive(seg, name).unwrap_or(seg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +319,43 @@ mod tests {
                 .as_deref(),
             Some("my-acl")
         );
+    }
+
+    #[test]
+    fn day_prefixes_for_date_layouts() {
+        let (s, u) = (
+            Some(t("2024-03-05T00:30:00Z")),
+            Some(t("2024-03-06T12:00:00Z")),
+        );
+        assert_eq!(
+            day_prefixes("b/AWSLogs/123456789012/vpcflowlogs/us-east-1/", s, u).unwrap(),
+            [
+                "b/AWSLogs/123456789012/vpcflowlogs/us-east-1/2024/03/04/",
+                "b/AWSLogs/123456789012/vpcflowlogs/us-east-1/2024/03/05/",
+                "b/AWSLogs/123456789012/vpcflowlogs/us-east-1/2024/03/06/",
+            ]
+        );
+        let hive = "AWSLogs/aws-account-id=1/aws-service=vpcflowlogs/aws-region=eu-west-1/";
+        assert_eq!(
+            day_prefixes(hive, s, u).unwrap()[1],
+            format!("{hive}year=2024/month=03/day=05/")
+        );
+        let waf = "AWSLogs/o-x/123456789012/WAFLogs/us-east-1/acl/";
+        assert_eq!(day_prefixes(waf, s, u).unwrap().len(), 3);
+        // Not at the date level, unbounded, or no trailing slash: list the prefix.
+        assert_eq!(
+            day_prefixes("AWSLogs/123456789012/vpcflowlogs/", s, u),
+            None
+        );
+        assert_eq!(
+            day_prefixes("AWSLogs/123456789012/vpcflowlogs/us-east-1/", None, u),
+            None
+        );
+        assert_eq!(
+            day_prefixes("AWSLogs/123456789012/vpcflowlogs/us-east-1", s, u),
+            None
+        );
+        assert_eq!(day_prefixes("logs/", s, u), None);
     }
 
     #[test]
