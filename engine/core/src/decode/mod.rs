@@ -19,7 +19,10 @@ pub mod vpc_parquet;
 pub mod vpc_text;
 pub mod waf_json;
 
+use std::collections::VecDeque;
+
 use arrow::array::RecordBatch;
+use arrow::array::builder::{MapBuilder, MapFieldNames, StringBuilder};
 
 use crate::error::RecordError;
 
@@ -122,4 +125,42 @@ pub(crate) fn quote(bytes: &[u8]) -> String {
         s.push('…');
     }
     s
+}
+
+/// A builder for the `extra` map column of the `flows` schema.
+pub(crate) fn extra_map_builder() -> MapBuilder<StringBuilder, StringBuilder> {
+    MapBuilder::new(
+        Some(MapFieldNames {
+            entry: "entries".into(),
+            key: "key".into(),
+            value: "value".into(),
+        }),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    )
+}
+
+/// What every record decoder hands out: ready batches, capped errors, a record count.
+#[derive(Default)]
+pub(crate) struct DecodeOutput {
+    pub(crate) ready: VecDeque<RecordBatch>,
+    pub(crate) errors: ErrorLog,
+    pub(crate) records: u64,
+}
+
+impl DecodeOutput {
+    pub(crate) fn take_batch(&mut self) -> Option<RecordBatch> {
+        self.ready.pop_front()
+    }
+
+    pub(crate) fn take_errors(&mut self) -> Vec<RecordError> {
+        self.errors.take()
+    }
+
+    pub(crate) fn stats(&self) -> DecodeStats {
+        DecodeStats {
+            records: self.records,
+            malformed: self.errors.total(),
+        }
+    }
 }

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use arrow::array::builder::{MapBuilder, MapFieldNames, StringBuilder};
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringViewArray, new_null_array};
 use arrow::compute::kernels::cast::{CastOptions, cast_with_options};
 use arrow::datatypes::DataType;
@@ -117,15 +116,7 @@ fn map_batch(batch: &RecordBatch, targets: &[Target], ctx: &ObjectContext) -> Re
         }
     }
     if !extras.is_empty() {
-        let mut map = MapBuilder::new(
-            Some(MapFieldNames {
-                entry: "entries".into(),
-                key: "key".into(),
-                value: "value".into(),
-            }),
-            StringBuilder::new(),
-            StringBuilder::new(),
-        );
+        let mut map = super::extra_map_builder();
         for row in 0..rows {
             for (name, values) in &extras {
                 let values = values.as_string::<i32>();

@@ -8,16 +8,15 @@
 //!
 //! Unknown field names (newer AWS fields, custom ones) are kept in the `extra` map.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use arrow::array::builder::{
-    Int32Builder, Int64Builder, MapBuilder, MapFieldNames, StringBuilder, StringViewBuilder,
+    Int32Builder, Int64Builder, MapBuilder, StringBuilder, StringViewBuilder,
 };
 use arrow::array::{ArrayRef, RecordBatch, new_null_array};
 use flowlens_model::flows::{self, DEFAULT_FORMAT, FLOW_FIELDS, FieldKind};
 
-use super::{DecodeStats, ErrorLog, ObjectContext, RecordDecoder, quote};
+use super::{DecodeOutput, DecodeStats, ObjectContext, RecordDecoder, quote};
 use crate::error::{Error, RecordError, Result};
 use crate::util::const_str_view;
 
@@ -203,17 +202,7 @@ impl Active {
                 }
             }
         }
-        let extra = (!format.extra_names.is_empty()).then(|| {
-            MapBuilder::new(
-                Some(MapFieldNames {
-                    entry: "entries".into(),
-                    key: "key".into(),
-                    value: "value".into(),
-                }),
-                StringBuilder::new(),
-                StringBuilder::new(),
-            )
-        });
+        let extra = (!format.extra_names.is_empty()).then(|| super::extra_map_builder());
         Active {
             format,
             plans,
@@ -291,9 +280,7 @@ pub struct VpcTextDecoder {
     skipping_long_line: bool,
     line: u64,
     batch_rows: usize,
-    ready: VecDeque<RecordBatch>,
-    errors: ErrorLog,
-    records: u64,
+    out: DecodeOutput,
     finished: bool,
     /// Per-line scratch, reused: token spans and parsed numbers.
     spans: Vec<(usize, usize)>,
@@ -312,9 +299,7 @@ impl VpcTextDecoder {
             skipping_long_line: false,
             line: 0,
             batch_rows: super::DEFAULT_BATCH_ROWS,
-            ready: VecDeque::new(),
-            errors: ErrorLog::default(),
-            records: 0,
+            out: DecodeOutput::default(),
             finished: false,
             spans: Vec::with_capacity(MAX_FIELDS + 1),
             nums: Vec::with_capacity(MAX_FIELDS),
@@ -419,7 +404,7 @@ impl VpcTextDecoder {
         if line.len() > MAX_LINE_BYTES {
             self.line += 1;
             let n = self.line;
-            self.errors.record(n, || {
+            self.out.errors.record(n, || {
                 format!("line longer than {MAX_LINE_BYTES} bytes skipped")
             });
         } else {
@@ -433,11 +418,11 @@ impl VpcTextDecoder {
             active,
             spans,
             nums,
-            errors,
+            out,
             line: line_no,
-            records,
             ..
         } = self;
+        let errors = &mut out.errors;
         let Some(active) = active else { return false };
         let line_no = *line_no;
         if n == 0 {
@@ -550,7 +535,7 @@ impl VpcTextDecoder {
             let _ = extra.append(true);
         }
         active.rows += 1;
-        *records += 1;
+        out.records += 1;
         true
     }
 
@@ -559,11 +544,13 @@ impl VpcTextDecoder {
             && active.rows > 0
         {
             match active.finish(&self.ctx) {
-                Ok(batch) => self.ready.push_back(batch),
+                Ok(batch) => self.out.ready.push_back(batch),
                 Err(e) => {
                     // Only reachable through a schema bug; report instead of panicking.
                     let line = self.line;
-                    self.errors.record(line, || format!("internal error: {e}"));
+                    self.out
+                        .errors
+                        .record(line, || format!("internal error: {e}"));
                 }
             }
         }
@@ -586,7 +573,7 @@ impl VpcTextDecoder {
             self.skipping_long_line = false;
             self.line += 1;
             let line = self.line;
-            self.errors.record(line, || {
+            self.out.errors.record(line, || {
                 format!("line longer than {MAX_LINE_BYTES} bytes skipped")
             });
         } else {
@@ -713,18 +700,15 @@ impl RecordDecoder for VpcTextDecoder {
     }
 
     fn take_batch(&mut self) -> Option<RecordBatch> {
-        self.ready.pop_front()
+        self.out.take_batch()
     }
 
     fn take_errors(&mut self) -> Vec<RecordError> {
-        self.errors.take()
+        self.out.take_errors()
     }
 
     fn stats(&self) -> DecodeStats {
-        DecodeStats {
-            records: self.records,
-            malformed: self.errors.total(),
-        }
+        self.out.stats()
     }
 }
 

@@ -12,11 +12,9 @@
 mod columns;
 mod record;
 
-use std::collections::VecDeque;
-
 use arrow::array::RecordBatch;
 
-use super::{DecodeStats, ErrorLog, ObjectContext, RecordDecoder, quote};
+use super::{DecodeOutput, DecodeStats, ObjectContext, RecordDecoder, quote};
 use crate::error::RecordError;
 use columns::WafColumns;
 use record::RawWaf;
@@ -41,9 +39,7 @@ pub struct WafJsonDecoder {
     line: u64,
     columns: WafColumns,
     batch_rows: usize,
-    ready: VecDeque<RecordBatch>,
-    errors: ErrorLog,
-    records: u64,
+    out: DecodeOutput,
     finished: bool,
 }
 
@@ -61,9 +57,7 @@ impl WafJsonDecoder {
             skipping: false,
             line: 1,
             batch_rows: super::DEFAULT_BATCH_ROWS,
-            ready: VecDeque::new(),
-            errors: ErrorLog::default(),
-            records: 0,
+            out: DecodeOutput::default(),
             finished: false,
         }
     }
@@ -79,7 +73,7 @@ impl WafJsonDecoder {
         self.in_string = false;
         self.depth = 0;
         let line = self.obj_line;
-        self.errors.record(line, reason);
+        self.out.errors.record(line, reason);
     }
 
     fn scan(&mut self, at_eof: bool) {
@@ -123,7 +117,8 @@ impl WafJsonDecoder {
                         };
                         let line = self.line;
                         let junk = &buf[i..end];
-                        self.errors
+                        self.out
+                            .errors
                             .record(line, || format!("not a JSON object: {}", quote(junk)));
                         i = end;
                     }
@@ -214,16 +209,16 @@ impl WafJsonDecoder {
             Ok(rec) => match rec.check() {
                 Ok(()) => {
                     self.columns.append(&rec, &self.ctx);
-                    self.records += 1;
+                    self.out.records += 1;
                     if self.columns.rows() >= self.batch_rows {
                         self.flush();
                     }
                 }
-                Err(missing) => self.errors.record(line, || {
+                Err(missing) => self.out.errors.record(line, || {
                     format!("not a WAF log record: missing `{missing}`")
                 }),
             },
-            Err(e) => self.errors.record(line, || {
+            Err(e) => self.out.errors.record(line, || {
                 let msg = e.to_string();
                 let suffix = format!(" at line {} column {}", e.line(), e.column());
                 let msg = msg.strip_suffix(&suffix).unwrap_or(&msg);
@@ -245,10 +240,12 @@ impl WafJsonDecoder {
             return;
         }
         match self.columns.finish(&self.ctx) {
-            Ok(batch) => self.ready.push_back(batch),
+            Ok(batch) => self.out.ready.push_back(batch),
             Err(e) => {
                 let line = self.line;
-                self.errors.record(line, || format!("internal error: {e}"));
+                self.out
+                    .errors
+                    .record(line, || format!("internal error: {e}"));
             }
         }
     }
@@ -281,18 +278,15 @@ impl RecordDecoder for WafJsonDecoder {
     }
 
     fn take_batch(&mut self) -> Option<RecordBatch> {
-        self.ready.pop_front()
+        self.out.take_batch()
     }
 
     fn take_errors(&mut self) -> Vec<RecordError> {
-        self.errors.take()
+        self.out.take_errors()
     }
 
     fn stats(&self) -> DecodeStats {
-        DecodeStats {
-            records: self.records,
-            malformed: self.errors.total(),
-        }
+        self.out.stats()
     }
 }
 
