@@ -5,7 +5,7 @@
 //! built from the sample generator's traffic and held in memory, so the figures are
 //! decoding only: decompression, parsing, Arrow batches.
 //!
-//! Environment: `FLOWLENS_BENCH_RECORDS` (default 2,000,000), `FLOWLENS_BENCH_RUNS` (3).
+//! Environment: `FLOWLENS_BENCH_RECORDS` (default 2,000,000), `FLOWLENS_BENCH_RUNS` (5).
 
 use std::io::Write;
 use std::time::Instant;
@@ -103,9 +103,11 @@ fn run(name: &str, objects: &[Vec<u8>], expected: usize, runs: usize) {
         assert_eq!(rows, expected, "{name}");
         best = best.min(started.elapsed().as_secs_f64());
     }
-    let peak = peak_mib(false).map_or("n/a".into(), |m| format!("{:.0} MiB", m - before));
+    let peak = peak_mib(false).map_or("n/a".into(), |m| {
+        format!("{m:.0} MiB (+{:.0} MiB while decoding)", m - before)
+    });
     println!(
-        "{name:<52} {:>6.2} M records/s {:>7.1} MB/s in   peak RSS +{peak}",
+        "{name:<52} {:>6.2} M records/s {:>7.1} MB/s in   peak RSS {peak}",
         expected as f64 / best / 1e6,
         bytes as f64 / best / 1e6
     );
@@ -133,7 +135,7 @@ fn main() {
     // `cargo bench` passes `--bench`; a filter argument selects scenarios by substring.
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let n = env("FLOWLENS_BENCH_RECORDS", 2_000_000);
-    let runs = env("FLOWLENS_BENCH_RUNS", 3);
+    let runs = env("FLOWLENS_BENCH_RUNS", 5);
     let k = n / 1000;
     let wanted = |name: &str| filter.as_ref().is_none_or(|f| name.contains(f.as_str()));
     // Build every input first, then free the generator's records, so peak memory

@@ -15,6 +15,7 @@
 pub mod gzip;
 pub mod inflate;
 pub mod object;
+mod str_col;
 pub mod vpc_parquet;
 pub mod vpc_text;
 pub mod waf_json;

@@ -10,12 +10,11 @@
 
 use std::sync::Arc;
 
-use arrow::array::builder::{
-    Int32Builder, Int64Builder, MapBuilder, StringBuilder, StringViewBuilder,
-};
+use arrow::array::builder::{Int32Builder, Int64Builder, MapBuilder, StringBuilder};
 use arrow::array::{ArrayRef, RecordBatch, new_null_array};
 use flowlens_model::flows::{self, DEFAULT_FORMAT, FLOW_FIELDS, FieldKind};
 
+use super::str_col::StrCol;
 use super::{DecodeOutput, DecodeStats, ObjectContext, RecordDecoder, quote};
 use crate::error::{Error, RecordError, Result};
 use crate::util::const_str_view;
@@ -145,7 +144,7 @@ fn max_value(column: &str) -> i64 {
 }
 
 enum Column {
-    Str(StringViewBuilder),
+    Str(StrCol),
     I32(Int32Builder),
     I64(Int64Builder),
 }
@@ -187,7 +186,7 @@ impl Active {
                         fill,
                     });
                     columns.push(Some(match f.kind {
-                        FieldKind::Str => Column::Str(StringViewBuilder::with_capacity(capacity)),
+                        FieldKind::Str => Column::Str(StrCol::with_capacity(capacity)),
                         FieldKind::I32 => Column::I32(Int32Builder::with_capacity(capacity)),
                         FieldKind::I64 => Column::I64(Int64Builder::with_capacity(capacity)),
                     }));

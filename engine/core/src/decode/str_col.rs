@@ -1,0 +1,135 @@
+//! A `Utf8View` column builder for the VPC text decoder's hot path.
+//!
+//! Compared with arrow's `StringViewBuilder` it does less per value: strings of at most
+//! 12 bytes are inlined in the view, a long value equal to the column's previous long
+//! value reuses its view (ENI, VPC, subnet and instance ids repeat from record to
+//! record), and finishing does not re-validate bytes the decoder already checked.
+//!
+//! The finish is the only `unsafe` here: every appended value is a `&str`, so the data
+//! block holds valid UTF-8 at every view's range by construction. Debug builds (and so
+//! every test) validate anyway.
+#![allow(unsafe_code)]
+
+use arrow::array::StringViewArray;
+use arrow::array::builder::{NullBufferBuilder, make_view};
+use arrow::buffer::{Buffer, ScalarBuffer};
+
+/// Builds one `Utf8View` column.
+pub(crate) struct StrCol {
+    views: Vec<u128>,
+    data: Vec<u8>,
+    nulls: NullBufferBuilder,
+    /// The last long value's view, to reuse when the next value is the same.
+    last_long: Option<u128>,
+}
+
+impl StrCol {
+    pub(crate) fn with_capacity(rows: usize) -> Self {
+        StrCol {
+            views: Vec::with_capacity(rows),
+            data: Vec::with_capacity(rows * 8),
+            nulls: NullBufferBuilder::new(rows),
+            last_long: None,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn append_value(&mut self, value: &str) {
+        let bytes = value.as_bytes();
+        let view = if bytes.len() <= 12 {
+            make_view(bytes, 0, 0)
+        } else {
+            match self.last_long {
+                Some(v) if self.same_as(v, bytes) => v,
+                _ => {
+                    let offset = self.data.len();
+                    self.data.extend_from_slice(bytes);
+                    let v = make_view(bytes, 0, offset as u32);
+                    self.last_long = Some(v);
+                    v
+                }
+            }
+        };
+        self.views.push(view);
+        self.nulls.append_non_null();
+    }
+
+    #[inline]
+    fn same_as(&self, view: u128, bytes: &[u8]) -> bool {
+        let len = view as u32 as usize;
+        let offset = (view >> 96) as u32 as usize;
+        len == bytes.len() && self.data.get(offset..offset + len) == Some(bytes)
+    }
+
+    #[inline]
+    pub(crate) fn append_null(&mut self) {
+        self.views.push(0);
+        self.nulls.append_null();
+    }
+
+    /// The column so far; the builder is left empty for the next batch.
+    pub(crate) fn finish(&mut self) -> StringViewArray {
+        let views = ScalarBuffer::from(std::mem::take(&mut self.views));
+        let data = std::mem::take(&mut self.data);
+        let buffers = if data.is_empty() {
+            vec![]
+        } else {
+            vec![Buffer::from_vec(data)]
+        };
+        let nulls = self.nulls.finish();
+        self.last_long = None;
+        if cfg!(debug_assertions) {
+            return StringViewArray::try_new(views, buffers, nulls).expect("valid views");
+        }
+        // SAFETY: every view was made by `make_view` from a `&str` (valid UTF-8) at the
+        // offset where its bytes were copied into the single data block (block 0), or
+        // copied from such a view; null slots hold the zero view. The data block is
+        // below 4 GiB because a batch holds at most a few MiB of text per column.
+        unsafe { StringViewArray::new_unchecked(views, buffers, nulls) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Array;
+
+    #[test]
+    fn inline_long_repeated_and_null() {
+        let mut c = StrCol::with_capacity(4);
+        for v in [
+            Some("ACCEPT"),
+            Some("eni-0123456789abcdef0"),
+            Some("eni-0123456789abcdef0"),
+            None,
+            Some("vpc-0a1b2c3d4e5f60718"),
+            Some("eni-0123456789abcdef0"),
+            Some(""),
+        ] {
+            match v {
+                Some(v) => c.append_value(v),
+                None => c.append_null(),
+            }
+        }
+        let a = c.finish();
+        let got: Vec<Option<&str>> = a.iter().collect();
+        assert_eq!(
+            got,
+            [
+                Some("ACCEPT"),
+                Some("eni-0123456789abcdef0"),
+                Some("eni-0123456789abcdef0"),
+                None,
+                Some("vpc-0a1b2c3d4e5f60718"),
+                Some("eni-0123456789abcdef0"),
+                Some("")
+            ]
+        );
+        assert_eq!(a.null_count(), 1);
+        // The repeated value was stored once; the third long one twice in all.
+        assert_eq!(a.data_buffers()[0].len(), 21 * 3);
+        // The builder starts over.
+        c.append_value("x");
+        assert_eq!(c.finish().len(), 1);
+    }
+}
