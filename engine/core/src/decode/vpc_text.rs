@@ -201,7 +201,7 @@ impl Active {
                 }
             }
         }
-        let extra = (!format.extra_names.is_empty()).then(|| super::extra_map_builder());
+        let extra = (!format.extra_names.is_empty()).then(super::extra_map_builder);
         Active {
             format,
             plans,
