@@ -14,6 +14,7 @@ pub mod decode;
 pub mod error;
 pub mod pipeline;
 pub mod report;
+pub mod sink;
 pub mod source;
 pub mod time;
 mod util;

@@ -4,6 +4,7 @@
 //! One owner per schema: [`flows`] for VPC Flow Logs, [`waf`] for AWS WAF logs.
 //! Strings are `Utf8View`, which polars and DataFusion take without copying.
 
+pub mod finding;
 pub mod flows;
 pub mod waf;
 
