@@ -312,7 +312,7 @@ impl Scanner {
             }
         };
         outcome.opened = true;
-        let mut decoder = ObjectDecoder::new(ctx, opts);
+        let mut decoder = ObjectDecoder::new(ctx, opts).with_size_hint(meta.size);
         let mut read_error = None;
         while let Some(chunk) = stream.next().await {
             match chunk {

@@ -140,6 +140,8 @@ pub struct ObjectDecoder {
     late_errors: Vec<RecordError>,
     raw_bytes: u64,
     finished: bool,
+    /// The object is known to be too large for the whole-buffer gzip fast path.
+    stream_only: bool,
 }
 
 impl ObjectDecoder {
@@ -152,7 +154,16 @@ impl ObjectDecoder {
             late_errors: Vec::new(),
             raw_bytes: 0,
             finished: false,
+            stream_only: false,
         }
+    }
+
+    /// The object's size, when known (from a listing): a gzip object larger than the
+    /// fast path's limit then streams from its first byte, so memory stays bounded by
+    /// one chunk's worth of batches instead of the fast path's buffer.
+    pub fn with_size_hint(mut self, size: u64) -> Self {
+        self.stream_only = size > FAST_GZIP_MAX_BYTES as u64;
+        self
     }
 
     /// The object's name, as stamped on its rows.
@@ -184,7 +195,9 @@ impl ObjectDecoder {
 
     fn start(&mut self, head: &[u8]) {
         let sniffer = ContentSniffer::new(self.ctx.clone(), self.opts.clone());
-        self.stage = if is_gzip(head) {
+        self.stage = if is_gzip(head) && self.stream_only {
+            Stage::Gzip(Box::new(GzipStream::new(sniffer)))
+        } else if is_gzip(head) {
             Stage::GzipBuffered(Vec::new())
         } else if head.starts_with(PARQUET_MAGIC) {
             Stage::Parquet(Vec::new())

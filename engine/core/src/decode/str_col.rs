@@ -69,14 +69,17 @@ impl StrCol {
 
     /// The column so far; the builder is left empty for the next batch.
     pub(crate) fn finish(&mut self) -> StringViewArray {
-        let views = ScalarBuffer::from(std::mem::take(&mut self.views));
-        let data = std::mem::take(&mut self.data);
+        // Start the next batch with this one's capacity (no regrowth from zero).
+        let (rows, bytes) = (self.views.len(), self.data.len());
+        let views =
+            ScalarBuffer::from(std::mem::replace(&mut self.views, Vec::with_capacity(rows)));
+        let data = std::mem::replace(&mut self.data, Vec::with_capacity(bytes));
         let buffers = if data.is_empty() {
             vec![]
         } else {
             vec![Buffer::from_vec(data)]
         };
-        let nulls = self.nulls.finish();
+        let nulls = std::mem::replace(&mut self.nulls, NullBufferBuilder::new(rows)).finish();
         self.last_long = None;
         if cfg!(debug_assertions) {
             return StringViewArray::try_new(views, buffers, nulls).expect("valid views");

@@ -218,10 +218,16 @@ impl Active {
         let mut arrays: Vec<Option<ArrayRef>> = vec![None; schema.fields().len()];
         for (slot, column) in self.format.slots.iter().zip(self.columns.iter_mut()) {
             if let (Slot::Known(i), Some(column)) = (slot, column) {
+                // Builders restart with the last batch's capacity, so the next batch
+                // does not regrow every column from zero.
                 arrays[*i] = Some(match column {
                     Column::Str(b) => Arc::new(b.finish()) as ArrayRef,
-                    Column::I32(b) => Arc::new(b.finish()),
-                    Column::I64(b) => Arc::new(b.finish()),
+                    Column::I32(b) => {
+                        Arc::new(std::mem::replace(b, Int32Builder::with_capacity(rows)).finish())
+                    }
+                    Column::I64(b) => {
+                        Arc::new(std::mem::replace(b, Int64Builder::with_capacity(rows)).finish())
+                    }
                 });
             }
         }
