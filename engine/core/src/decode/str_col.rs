@@ -100,7 +100,7 @@ mod tests {
     #[test]
     fn inline_long_repeated_and_null() {
         let mut c = StrCol::with_capacity(4);
-        for v in [
+        let values = [
             Some("ACCEPT"),
             Some("eni-0123456789abcdef0"),
             Some("eni-0123456789abcdef0"),
@@ -108,26 +108,15 @@ mod tests {
             Some("vpc-0a1b2c3d4e5f60718"),
             Some("eni-0123456789abcdef0"),
             Some(""),
-        ] {
+        ];
+        for v in values {
             match v {
                 Some(v) => c.append_value(v),
                 None => c.append_null(),
             }
         }
         let a = c.finish();
-        let got: Vec<Option<&str>> = a.iter().collect();
-        assert_eq!(
-            got,
-            [
-                Some("ACCEPT"),
-                Some("eni-0123456789abcdef0"),
-                Some("eni-0123456789abcdef0"),
-                None,
-                Some("vpc-0a1b2c3d4e5f60718"),
-                Some("eni-0123456789abcdef0"),
-                Some("")
-            ]
-        );
+        assert_eq!(a.iter().collect::<Vec<_>>(), values);
         assert_eq!(a.null_count(), 1);
         // The repeated value was stored once; the third long one twice in all.
         assert_eq!(a.data_buffers()[0].len(), 21 * 3);
