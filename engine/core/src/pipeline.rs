@@ -338,6 +338,17 @@ impl Scanner {
         if !forward(&mut decoder, &tx).await {
             return;
         }
+        // The key layout names a kind too; content decides, a disagreement is worth a look.
+        if let (Some(by_key), Some(by_content)) = (meta.info.kind, decoder.kind())
+            && by_key != by_content
+        {
+            tracing::warn!(
+                object = %meta.uri,
+                key = by_key.table(),
+                content = by_content.table(),
+                "Object key and content disagree on the log kind; decoded by content."
+            );
+        }
         outcome.raw_bytes = decoder.raw_bytes();
         outcome.stats = decoder.stats();
         outcome.errors = decoder.take_errors();
