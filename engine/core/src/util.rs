@@ -1,10 +1,37 @@
 //! Small Arrow helpers shared by the decoders.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use arrow::array::builder::make_view;
-use arrow::array::{ArrayRef, StringViewArray};
+use arrow::array::{ArrayRef, StringViewArray, new_null_array};
 use arrow::buffer::{Buffer, ScalarBuffer};
+use arrow::datatypes::DataType;
+
+/// Most all-null arrays kept for reuse.
+const NULL_CACHE_ENTRIES: usize = 256;
+
+static NULLS: LazyLock<Mutex<HashMap<(DataType, usize), ArrayRef>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// An all-null array of `dt` and `rows`, shared: arrays are immutable, and every batch
+/// of every object needs the same ones for the fields its format lacks (about 28 for
+/// the default format), which would otherwise be allocated and zeroed each time.
+pub fn null_array(dt: &DataType, rows: usize) -> ArrayRef {
+    let key = (dt.clone(), rows);
+    let mut cache = NULLS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(a) = cache.get(&key) {
+        return a.clone();
+    }
+    if cache.len() >= NULL_CACHE_ENTRIES {
+        cache.clear();
+    }
+    let a = new_null_array(dt, rows);
+    cache.insert(key, a.clone());
+    a
+}
 
 /// A `Utf8View` column of `rows` copies of `value`, sharing one buffer.
 pub fn const_str_view(value: &str, rows: usize) -> ArrayRef {
@@ -24,6 +51,18 @@ pub fn const_str_view(value: &str, rows: usize) -> ArrayRef {
 mod tests {
     use super::*;
     use arrow::array::{Array, AsArray};
+
+    #[test]
+    fn shared_null_arrays() {
+        let a = null_array(&DataType::Utf8View, 5);
+        let b = null_array(&DataType::Utf8View, 5);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!((a.len(), a.null_count()), (5, 5));
+        assert_eq!(
+            null_array(&DataType::Int64, 3).data_type(),
+            &DataType::Int64
+        );
+    }
 
     #[test]
     fn constant_views() {

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringViewArray, new_null_array};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringViewArray};
 use arrow::compute::kernels::cast::{CastOptions, cast_with_options};
 use arrow::datatypes::DataType;
 use bytes::Bytes;
@@ -15,7 +15,7 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 
 use super::ObjectContext;
 use crate::error::{Error, Result};
-use crate::util::const_str_view;
+use crate::util::{const_str_view, null_array};
 
 /// The four bytes a parquet file starts (and ends) with.
 pub const PARQUET_MAGIC: &[u8] = b"PAR1";
@@ -157,7 +157,7 @@ fn map_batch(batch: &RecordBatch, targets: &[Target], ctx: &ObjectContext) -> Re
         .fields()
         .iter()
         .zip(out)
-        .map(|(f, a)| a.unwrap_or_else(|| new_null_array(f.data_type(), rows)))
+        .map(|(f, a)| a.unwrap_or_else(|| null_array(f.data_type(), rows)))
         .collect();
     Ok(RecordBatch::try_new(schema, columns)?)
 }

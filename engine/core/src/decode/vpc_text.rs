@@ -11,13 +11,13 @@
 use std::sync::Arc;
 
 use arrow::array::builder::{Int32Builder, Int64Builder, MapBuilder, StringBuilder};
-use arrow::array::{ArrayRef, RecordBatch, new_null_array};
+use arrow::array::{ArrayRef, RecordBatch};
 use flowlens_model::flows::{self, DEFAULT_FORMAT, FLOW_FIELDS, FieldKind};
 
 use super::str_col::StrCol;
 use super::{DecodeOutput, DecodeStats, ObjectContext, RecordDecoder, quote};
 use crate::error::{Error, RecordError, Result};
-use crate::util::const_str_view;
+use crate::util::{const_str_view, null_array};
 
 /// Most fields a line may have (AWS has 42 fields; custom formats cannot repeat them).
 const MAX_FIELDS: usize = 96;
@@ -258,7 +258,7 @@ impl Active {
                         };
                         let a = match from_key {
                             Some(v) => const_str_view(v, rows),
-                            None => new_null_array(field.data_type(), rows),
+                            None => null_array(field.data_type(), rows),
                         };
                         self.fixed[i] = Some(a.clone());
                         a
