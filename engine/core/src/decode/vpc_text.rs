@@ -407,14 +407,19 @@ impl VpcTextDecoder {
     /// A complete line through the general path, over-long lines reported.
     fn process_raw_line(&mut self, line: &[u8]) {
         if line.len() > MAX_LINE_BYTES {
-            self.line += 1;
-            let n = self.line;
-            self.out.errors.record(n, || {
-                format!("line longer than {MAX_LINE_BYTES} bytes skipped")
-            });
+            self.skip_long_line();
         } else {
             self.process_line(line);
         }
+    }
+
+    /// Counts and reports one over-long line (its content is never kept).
+    fn skip_long_line(&mut self) {
+        self.line += 1;
+        let n = self.line;
+        self.out.errors.record(n, || {
+            format!("line longer than {MAX_LINE_BYTES} bytes skipped")
+        });
     }
 
     /// Decodes one non-empty line into the builders; false if it was malformed.
@@ -576,11 +581,7 @@ impl VpcTextDecoder {
     fn end_pending_line(&mut self) {
         if self.skipping_long_line {
             self.skipping_long_line = false;
-            self.line += 1;
-            let line = self.line;
-            self.out.errors.record(line, || {
-                format!("line longer than {MAX_LINE_BYTES} bytes skipped")
-            });
+            self.skip_long_line();
         } else {
             let pending = std::mem::take(&mut self.pending);
             self.process_line(&pending);
