@@ -4,6 +4,7 @@
 //! Exit codes: 0 success; 1 the run failed; 2 bad arguments; 3 `--strict` and some
 //! records were malformed or some objects could not be read.
 
+mod detect;
 mod scan;
 
 use std::path::PathBuf;
@@ -44,6 +45,9 @@ struct GenerateArgs {
     /// Traffic volume multiplier.
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// Baseline traffic only: leave out the detectors' incidents and look-alikes.
+    #[arg(long)]
+    no_incidents: bool,
     /// Start of the first 5-minute window (RFC 3339 or a date).
     #[arg(long, default_value = "2025-06-02T10:00:00Z")]
     start: String,
@@ -71,6 +75,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         hours: args.hours,
         seed: args.seed,
         scale: args.scale,
+        incidents: !args.no_incidents,
     };
     let m = flowlens_samples::generate(&cfg)?;
     eprintln!(

@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::Context;
 use flowlens_engine::decode::object::DecodeOptions;
 use flowlens_engine::decode::vpc_text::Format;
-use flowlens_engine::pipeline::CountingSink;
 use flowlens_engine::source::Location;
 use flowlens_engine::{Progress, ScanOptions, ScanReport, Scanner};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -33,6 +32,9 @@ pub struct ScanArgs {
     /// Write findings as ASFF JSON lines to FILE (one finding per line).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Detector configuration (TOML; every key optional, see detectors/flowlens.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Flow-log format for text objects without a header line, as in AWS
     /// (`${version} ${srcaddr} ...`). Default: the v2 default format.
     #[arg(long, value_name = "FORMAT")]
@@ -112,6 +114,10 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         concurrency: args.concurrency.max(1),
     };
 
+    let config = crate::detect::load_config(args.config.as_deref())?;
+    let mut sink = crate::detect::DetectSink::new(config);
+    let enabled = sink.registry.enabled();
+
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let progress = Arc::new(Progress::default());
     let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
@@ -143,7 +149,6 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             })
         });
         let scanner = Arc::new(Scanner::new());
-        let mut sink = CountingSink::default();
         let result = scanner.scan(&locations, &opts, &mut sink, &progress).await;
         if let Some(t) = ticker {
             t.abort();
@@ -153,17 +158,37 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let report = report?;
+    let mut report = report?;
 
+    // Every window is complete once all objects are read: close them all.
+    let findings = sink
+        .registry
+        .flush(i64::MAX)
+        .context("running the detectors")?;
+    report.findings = findings.len() as u64;
     if let Some(path) = &args.out {
-        // One ASFF finding per line; the detectors issue fills this file.
-        std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
+        crate::detect::write_asff(path, &findings)?;
     }
     if let Some(path) = &args.report {
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
     if !args.quiet {
+        print!("{}", crate::detect::summary_table(&findings, &enabled));
+        for f in findings
+            .iter()
+            .filter(|f| f.severity.score() >= 40)
+            .take(10)
+        {
+            println!(
+                "  {:<8} {}",
+                serde_json::to_value(f.severity.label())
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                f.title
+            );
+        }
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "flowlens scan: {}", summary(&report));
         for e in report.errors.iter().take(5) {

@@ -18,6 +18,7 @@
 //! | WAF  | JSON lines, gzip | `AWSLogs/ACCOUNT/WAFLogs/REGION/ACL/YYYY/MM/DD/HH/mm/` |
 
 pub mod flow;
+pub mod incidents;
 pub mod topology;
 pub mod waf;
 pub mod write;
@@ -50,6 +51,8 @@ pub struct Config {
     pub seed: u64,
     /// Multiplies the number of conversations and requests per window.
     pub scale: f64,
+    /// Adds the detectors' incidents and look-alikes ([`incidents`]).
+    pub incidents: bool,
 }
 
 impl Default for Config {
@@ -62,6 +65,7 @@ impl Default for Config {
             hours: 1,
             seed: 1,
             scale: 1.0,
+            incidents: true,
         }
     }
 }
@@ -411,7 +415,18 @@ pub fn generate(cfg: &Config) -> std::io::Result<Manifest> {
     let t0 = cfg.start.timestamp() as u64;
     for wi in 0..windows {
         let start = t0 + wi * WINDOW_SECS;
-        let w = baseline(&mut rng, &topo, start, cfg.scale);
+        let mut w = baseline(&mut rng, &topo, start, cfg.scale);
+        if cfg.incidents {
+            incidents::add(
+                &mut rng,
+                &topo,
+                incidents::Plan { windows },
+                wi,
+                start,
+                &mut w.conversations,
+                &mut w.waf,
+            );
+        }
         let t = DateTime::from_timestamp(w.start as i64, 0).expect("valid time");
         let (y, m, d, h) = (t.year(), t.month(), t.day(), t.hour());
 

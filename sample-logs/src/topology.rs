@@ -42,6 +42,10 @@ pub enum Role {
     Nat,
     Bastion,
     Monitoring,
+    /// Sends an offsite backup every window (a steady bulk sender).
+    Backup,
+    /// Serves a model on port 8000 (the public-exposure incident).
+    Inference,
 }
 
 /// The VPC's hosts.
@@ -116,6 +120,8 @@ impl Default for Topology {
             200,
             false,
         );
+        add("backup".into(), Role::Backup, Tier::App, 2, 50, false);
+        add("inference".into(), Role::Inference, Tier::App, 1, 60, false);
         add("db-primary".into(), Role::Db, Tier::Data, 0, 30, false);
         add("db-replica".into(), Role::Db, Tier::Data, 1, 30, false);
         add("cache".into(), Role::Cache, Tier::Data, 2, 40, false);

@@ -69,7 +69,28 @@ pub enum Kind {
     Crawler,
     CredentialStuffing,
     Probe,
+    /// A scraping script walking product ids in order (the single-client incident).
+    Scraper {
+        id: u32,
+    },
+    /// One node of a distributed crawl: a browser user agent without browser headers,
+    /// all nodes sharing one TLS fingerprint (the distributed-crawl incident).
+    StealthCrawler,
 }
+
+/// The scraping script's client.
+pub const SCRAPER: Client = Client {
+    user_agent: "python-requests/2.31.0",
+    ja3: "8d9f7747675e24454cd9b7ed35c58707",
+    ja4: "t13d1812h1_85036bcba153_b26ce05bbdd6",
+};
+
+/// The distributed crawler's client: Chrome's user agent, its own TLS stack.
+pub const STEALTH: Client = Client {
+    user_agent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+    ja3: "a0e9f5d64349fb13191bc781f81f42e1",
+    ja4: "t13d1517h2_8daaf6152771_b1ff8ab2d16f",
+};
 
 fn headers(pairs: &[(&str, String)]) -> Value {
     Value::Array(
@@ -175,6 +196,56 @@ pub fn request(rng: &mut SmallRng, kind: Kind, client_ip: &str, ts_ms: u64) -> S
                 "e7d705a3286e19ea42f587b344ee6865",
                 "t13d190900_9dc949149365_97f8aa674fd9",
             ),
+            Kind::Scraper { id } => (
+                "GET",
+                format!("/products/{id}"),
+                String::new(),
+                vec![
+                    ("Host", host.clone()),
+                    ("User-Agent", SCRAPER.user_agent.to_string()),
+                    ("Accept", "*/*".into()),
+                    ("Accept-Encoding", "gzip, deflate".into()),
+                ],
+                "ALLOW",
+                "Default_Action",
+                "REGULAR",
+                vec![],
+                json!([]),
+                json!([]),
+                SCRAPER.ja3,
+                SCRAPER.ja4,
+            ),
+            Kind::StealthCrawler => {
+                let (uri, args) = if rng.random_bool(0.2) {
+                    (
+                        "/search".to_string(),
+                        format!("q=item{}", rng.random_range(0..5000)),
+                    )
+                } else {
+                    (
+                        format!("/products/{}", rng.random_range(1000..9000)),
+                        String::new(),
+                    )
+                };
+                (
+                    "GET",
+                    uri,
+                    args,
+                    vec![
+                        ("Host", host.clone()),
+                        ("User-Agent", STEALTH.user_agent.to_string()),
+                        ("Accept", "text/html,*/*".into()),
+                    ],
+                    "ALLOW",
+                    "Default_Action",
+                    "REGULAR",
+                    vec![],
+                    json!([]),
+                    json!([]),
+                    STEALTH.ja3,
+                    STEALTH.ja4,
+                )
+            }
             Kind::Probe => {
                 let ua = SCANNER_AGENTS[rng.random_range(0..SCANNER_AGENTS.len())];
                 (

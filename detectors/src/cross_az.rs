@@ -1,0 +1,364 @@
+//! `cross-az-cost`: bytes crossing Availability Zones per talker pair, priced.
+//!
+//! An intra-VPC flow is logged by both interfaces; per (source, destination, port)
+//! the larger of the interfaces' byte counts is taken, so each crossing is counted
+//! once and either log alone is enough. The AZ of an address comes from the logs
+//! (`az_id` of the interface that owns it, learned from `flow_direction`), else from
+//! `cross_az_cost.az_by_cidr` (for v2 logs, which carry neither).
+
+use std::collections::BTreeMap;
+
+use flowlens_model::LogKind;
+use flowlens_model::finding::{
+    DetectorId, Entity, EntityKind, Evidence, Finding, Measure, Severity, finding_id,
+};
+use flowlens_model::flows::col as fc;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+use crate::config::{Config, CrossAzConfig};
+use crate::detector::{Detector, state_methods};
+use crate::inventory::Inventory;
+use crate::net::{Scope, parse_ip};
+use crate::prepare::derived;
+use crate::render;
+use crate::rows::{ints, strs};
+use crate::stats::{Merge, merge_map};
+
+/// interface → bytes, for one (source, destination, port).
+type ByEni = BTreeMap<String, u64>;
+/// source → destination → port → interface → bytes.
+type Talk = BTreeMap<String, BTreeMap<String, BTreeMap<i32, ByEni>>>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct State {
+    closed_before: i64,
+    late_rows: u64,
+    open: BTreeMap<i64, Talk>,
+    inventory: Inventory,
+}
+
+fn merge_talk(a: &mut Talk, b: Talk) {
+    for (s, dsts) in b {
+        let ad = a.entry(s).or_default();
+        for (d, ports) in dsts {
+            let ap = ad.entry(d).or_default();
+            for (p, enis) in ports {
+                merge_map(ap.entry(p).or_default(), enis);
+            }
+        }
+    }
+}
+
+impl Merge for State {
+    fn merge(&mut self, o: Self) {
+        self.closed_before = self.closed_before.max(o.closed_before);
+        self.late_rows += o.late_rows;
+        for (w, t) in o.open {
+            merge_talk(self.open.entry(w).or_default(), t);
+        }
+        self.open = std::mem::take(&mut self.open).split_off(&self.closed_before);
+        self.inventory.merge(o.inventory);
+    }
+}
+
+/// Bytes per GB as AWS bills data transfer.
+const GB: f64 = 1_073_741_824.0;
+const MONTH_SECS: f64 = 30.0 * 86_400.0;
+
+pub struct CrossAz {
+    cfg: CrossAzConfig,
+    state: State,
+}
+
+#[derive(Default)]
+struct Pair {
+    /// (port, a→b?) → bytes
+    ports: BTreeMap<(i32, bool), u64>,
+    bytes: u64,
+}
+
+impl CrossAz {
+    pub fn new(cfg: &Config) -> Self {
+        CrossAz {
+            cfg: cfg.cross_az_cost.clone(),
+            state: State::default(),
+        }
+    }
+
+    fn az_of(&self, ip: &str) -> Option<String> {
+        if let Some((_, m)) = self.state.inventory.meta_of_ip(ip)
+            && let Some(az) = &m.az
+        {
+            return Some(az.clone());
+        }
+        let addr = parse_ip(ip)?;
+        self.cfg
+            .az_by_cidr
+            .iter()
+            .find(|(c, _)| c.contains(addr))
+            .map(|(_, az)| az.clone())
+    }
+
+    fn usd(&self, bytes: u64) -> f64 {
+        bytes as f64 / GB * self.cfg.usd_per_gb * 2.0
+    }
+
+    fn judge_window(&self, window: i64, talk: &Talk) -> Vec<Finding> {
+        let w = self.cfg.window_secs;
+        let mut azs: BTreeMap<&str, Option<String>> = BTreeMap::new();
+        let mut pairs: BTreeMap<(&str, &str), Pair> = BTreeMap::new();
+        let mut by_az_pair: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for (src, dsts) in talk {
+            for (dst, ports) in dsts {
+                let sa = azs.entry(src).or_insert_with(|| self.az_of(src)).clone();
+                let da = azs.entry(dst).or_insert_with(|| self.az_of(dst)).clone();
+                let (Some(sa), Some(da)) = (sa, da) else {
+                    continue;
+                };
+                if sa == da {
+                    continue;
+                }
+                let forward = src.as_str() < dst.as_str();
+                let key = if forward {
+                    (src.as_str(), dst.as_str())
+                } else {
+                    (dst.as_str(), src.as_str())
+                };
+                let pair = pairs.entry(key).or_default();
+                for (port, enis) in ports {
+                    let b = enis.values().copied().max().unwrap_or(0);
+                    *pair.ports.entry((*port, forward)).or_default() += b;
+                    pair.bytes += b;
+                    let azk = if sa < da {
+                        (sa.clone(), da.clone())
+                    } else {
+                        (da.clone(), sa.clone())
+                    };
+                    *by_az_pair.entry(azk).or_default() += b;
+                }
+            }
+        }
+        let total: u64 = pairs.values().map(|p| p.bytes).sum();
+        let scale = MONTH_SECS / w as f64;
+        let inv = &self.state.inventory;
+        let mut out = Vec::new();
+        for ((a, b), pair) in &pairs {
+            let cost = self.usd(pair.bytes);
+            let monthly = cost * scale;
+            if monthly < self.cfg.min_monthly_usd || pair.bytes == 0 {
+                continue;
+            }
+            let ratio = monthly / self.cfg.min_monthly_usd.max(0.01);
+            let score = if ratio >= 100.0 {
+                75
+            } else if ratio >= 10.0 {
+                45
+            } else {
+                (15.0 + 10.0 * ratio.log10()) as u32
+            };
+            let (az_a, az_b) = (
+                azs[a].clone().unwrap_or_default(),
+                azs[b].clone().unwrap_or_default(),
+            );
+            let mut entities = vec![
+                Entity::subject(EntityKind::Ip, *a),
+                Entity::subject(EntityKind::Ip, *b),
+            ];
+            let mut account = None;
+            let mut region = None;
+            for ip in [a, b] {
+                if let Some(eni) = inv.eni_of(ip) {
+                    inv.describe(eni, &mut entities, true);
+                    if account.is_none() {
+                        (account, region) = inv.account_region(eni);
+                    }
+                }
+            }
+            entities.sort();
+            entities.dedup();
+            let mut ports: Vec<(&(i32, bool), &u64)> = pair.ports.iter().collect();
+            ports.sort_by(|x, y| y.1.cmp(x.1).then(x.0.cmp(y.0)));
+            let ((top_port, _), top_bytes) = ports[0];
+            let (la, lb) = (inv.label(a), inv.label(b));
+            let azk = if az_a < az_b {
+                (az_a.clone(), az_b.clone())
+            } else {
+                (az_b.clone(), az_a.clone())
+            };
+            let az_total = by_az_pair.get(&azk).copied().unwrap_or(0);
+            let description = format!(
+                "{la} in {az_a} and {lb} in {az_b} exchanged {} across Availability Zones in {} \
+                 ({} at {}/GB in each direction), {} per month at this rate. Port {top_port} \
+                 carried {} ({:.0}%). The pair is {:.0}% of the {} crossing {az_a}↔{az_b} and \
+                 {:.0}% of all {} crossing AZs in this window.",
+                render::bytes(pair.bytes as f64),
+                render::window(window, window + w),
+                render::usd(cost),
+                render::usd(self.cfg.usd_per_gb),
+                render::usd(monthly),
+                render::bytes(*top_bytes as f64),
+                100.0 * *top_bytes as f64 / pair.bytes as f64,
+                100.0 * pair.bytes as f64 / az_total.max(1) as f64,
+                render::bytes(az_total as f64),
+                100.0 * pair.bytes as f64 / total.max(1) as f64,
+                render::bytes(total as f64),
+            );
+            let rows = ports
+                .iter()
+                .take(10)
+                .map(|((port, fwd), bytes)| {
+                    let (from, to) = if *fwd { (a, b) } else { (b, a) };
+                    vec![
+                        format!("{from} → {to}"),
+                        port.to_string(),
+                        bytes.to_string(),
+                        format!("{:.2}", self.usd(**bytes) * scale),
+                    ]
+                })
+                .collect();
+            out.push(Finding {
+                id: finding_id(DetectorId::CrossAzCost, &format!("{a}|{b}"), window),
+                detector: DetectorId::CrossAzCost,
+                severity: Severity::new(score),
+                confidence: 90,
+                title: format!(
+                    "Cross-AZ traffic {la} ↔ {lb}: {} per month ({az_a} ↔ {az_b})",
+                    render::usd(monthly)
+                ),
+                description,
+                entities,
+                window_start: window,
+                window_end: window + w,
+                observed: vec![
+                    Measure {
+                        name: "cross_az_bytes".into(),
+                        value: pair.bytes as f64,
+                        unit: "bytes".into(),
+                    },
+                    Measure {
+                        name: "window_cost".into(),
+                        value: cost,
+                        unit: "usd".into(),
+                    },
+                    Measure {
+                        name: "monthly_cost".into(),
+                        value: monthly,
+                        unit: "usd".into(),
+                    },
+                ],
+                baseline: vec![Measure {
+                    name: "min_monthly_usd".into(),
+                    value: self.cfg.min_monthly_usd,
+                    unit: "usd".into(),
+                }],
+                evidence: Evidence {
+                    columns: ["direction", "port", "bytes", "monthly_usd"]
+                        .map(String::from)
+                        .to_vec(),
+                    rows,
+                },
+                recommendation: format!(
+                    "Keep this traffic inside one AZ: point {la} at an endpoint in {az_a} \
+                     (AZ-aware client routing, a replica or cache per AZ, topology-aware \
+                     service routing), or co-locate the two. If the pair must cross AZs, \
+                     compress or batch what port {top_port} carries."
+                ),
+                account_id: account,
+                region,
+            });
+        }
+        out
+    }
+}
+
+impl Detector for CrossAz {
+    fn id(&self) -> DetectorId {
+        DetectorId::CrossAzCost
+    }
+
+    fn input(&self) -> LogKind {
+        LogKind::Flows
+    }
+
+    fn observe(&mut self, df: &DataFrame) -> Result<()> {
+        self.state.inventory.learn(df)?;
+        let w = self.cfg.window_secs;
+        let private = lit(Scope::Private as i32);
+        let agg = df
+            .clone()
+            .lazy()
+            .filter(
+                col(derived::SRC_SCOPE)
+                    .eq(private.clone())
+                    .and(col(derived::DST_SCOPE).eq(private))
+                    .and(col(derived::ALLOWED).not())
+                    .and(col(fc::ACTION).eq(lit("ACCEPT")))
+                    .and(col(fc::BYTES).gt(lit(0i64))),
+            )
+            .select([
+                (col(fc::START) - col(fc::START) % lit(w)).alias("win"),
+                col(fc::SRCADDR),
+                col(fc::DSTADDR),
+                col(derived::SVC_PORT),
+                col(fc::INTERFACE_ID),
+                col(fc::BYTES),
+            ])
+            .group_by([
+                col("win"),
+                col(fc::SRCADDR),
+                col(fc::DSTADDR),
+                col(derived::SVC_PORT),
+                col(fc::INTERFACE_ID),
+            ])
+            .agg([col(fc::BYTES).sum().alias("bytes"), len().alias("flows")])
+            .collect()?;
+        let win = ints(&agg, "win")?;
+        let src = strs(&agg, fc::SRCADDR)?;
+        let dst = strs(&agg, fc::DSTADDR)?;
+        let port = ints(&agg, derived::SVC_PORT)?;
+        let eni = strs(&agg, fc::INTERFACE_ID)?;
+        let bytes = ints(&agg, "bytes")?;
+        let flows = ints(&agg, "flows")?;
+        for i in 0..win.len() {
+            if win[i] < self.state.closed_before {
+                self.state.late_rows += flows[i] as u64;
+                continue;
+            }
+            let (Some(s), Some(d)) = (&src[i], &dst[i]) else {
+                continue;
+            };
+            *self
+                .state
+                .open
+                .entry(win[i])
+                .or_default()
+                .entry(s.clone())
+                .or_default()
+                .entry(d.clone())
+                .or_default()
+                .entry(port[i] as i32)
+                .or_default()
+                .entry(eni[i].clone().unwrap_or_default())
+                .or_default() += bytes[i].max(0) as u64;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>> {
+        let w = self.cfg.window_secs;
+        let mut out = Vec::new();
+        while let Some((&start, _)) = self.state.open.first_key_value() {
+            if start + w > watermark {
+                break;
+            }
+            let (start, talk) = self.state.open.pop_first().expect("checked");
+            out.extend(self.judge_window(start, &talk));
+            self.state.closed_before = self.state.closed_before.max(start + w);
+        }
+        Ok(out)
+    }
+
+    state_methods!();
+}

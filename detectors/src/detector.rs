@@ -1,0 +1,248 @@
+//! The [`Detector`] trait and the [`Registry`] that feeds every enabled detector.
+
+use arrow::record_batch::RecordBatch;
+use flowlens_model::LogKind;
+use flowlens_model::finding::{DetectorId, Finding};
+use polars::prelude::DataFrame;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::{Error, Result, prepare};
+
+/// A streaming, columnar detector.
+///
+/// Detectors never do IO and never read the clock: time arrives as a watermark, input
+/// as prepared polars frames ([`crate::prepare`]), and state leaves as JSON.
+///
+/// # Lifecycle
+/// 1. [`Detector::observe`] folds each frame into per-window partial aggregates (sums,
+///    distinct sketches, peer maps), in any order: the result does not depend on it.
+/// 2. [`Detector::flush`] closes every window that ends at or before `watermark`, in
+///    time order: judges each entity against its own history, emits findings, then
+///    adds the window to the history. A record that arrives for a closed window is
+///    counted as late and dropped.
+/// 3. [`Detector::state`] / [`Detector::restore`] carry open windows and baselines
+///    between scheduled runs; [`Detector::merge`] combines the states of two shards of
+///    the input so that flushing the merge equals flushing one run over all of it.
+///
+/// ```text
+/// frames ──observe──► open windows ──flush(watermark)──► findings
+///                          │                  │
+///                          └─── state ◄───────┴── history (baselines)
+/// ```
+///
+/// # Errors
+/// `observe` fails only on a frame without the expected columns; `restore` and `merge`
+/// on state written by an incompatible version.
+pub trait Detector: Send {
+    /// Which detector this is.
+    fn id(&self) -> DetectorId;
+    /// The log kind it reads.
+    fn input(&self) -> LogKind;
+    /// Folds one prepared frame into the open windows.
+    fn observe(&mut self, frame: &DataFrame) -> Result<()>;
+    /// Closes the windows ending at or before `watermark` (unix seconds).
+    fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>>;
+    /// The detector's state as JSON.
+    fn state(&self) -> Result<Value>;
+    /// Replaces the state.
+    fn restore(&mut self, state: Value) -> Result<()>;
+    /// Merges another shard's state into this one.
+    fn merge(&mut self, other: Value) -> Result<()>;
+}
+
+/// Implements `state`/`restore`/`merge` for a detector whose state is a serde type
+/// implementing [`crate::stats::Merge`] in a field named `state`.
+macro_rules! state_methods {
+    () => {
+        fn state(&self) -> $crate::Result<serde_json::Value> {
+            serde_json::to_value(&self.state).map_err(|e| $crate::Error::State(e.to_string()))
+        }
+
+        fn restore(&mut self, state: serde_json::Value) -> $crate::Result<()> {
+            self.state =
+                serde_json::from_value(state).map_err(|e| $crate::Error::State(e.to_string()))?;
+            Ok(())
+        }
+
+        fn merge(&mut self, other: serde_json::Value) -> $crate::Result<()> {
+            let other =
+                serde_json::from_value(other).map_err(|e| $crate::Error::State(e.to_string()))?;
+            $crate::stats::Merge::merge(&mut self.state, other);
+            Ok(())
+        }
+    };
+}
+pub(crate) use state_methods;
+
+/// Rows buffered before the detectors run: polars' per-query overhead is paid per
+/// chunk, not per decoder batch.
+pub const CHUNK_ROWS: usize = 128 * 1024;
+
+/// Every enabled detector, fed from decoded batches.
+pub struct Registry {
+    config: Config,
+    detectors: Vec<Box<dyn Detector>>,
+    pending_flows: Option<DataFrame>,
+    pending_waf: Option<DataFrame>,
+}
+
+impl Registry {
+    /// The enabled detectors of `config`.
+    pub fn new(config: Config) -> Self {
+        let mut detectors: Vec<Box<dyn Detector>> = Vec::new();
+        if config.exfiltration_spike.enabled {
+            detectors.push(Box::new(crate::exfiltration::Exfiltration::new(&config)));
+        }
+        if config.lateral_movement.enabled {
+            detectors.push(Box::new(crate::lateral::Lateral::new(&config)));
+        }
+        if config.cross_az_cost.enabled {
+            detectors.push(Box::new(crate::cross_az::CrossAz::new(&config)));
+        }
+        if config.scraping_bot.enabled {
+            detectors.push(Box::new(crate::scraping::Scraping::new(&config)));
+        }
+        if config.public_exposure.enabled {
+            detectors.push(Box::new(crate::exposure::Exposure::new(&config)));
+        }
+        Registry {
+            config,
+            detectors,
+            pending_flows: None,
+            pending_waf: None,
+        }
+    }
+
+    /// The enabled detectors' ids.
+    pub fn enabled(&self) -> Vec<DetectorId> {
+        self.detectors.iter().map(|d| d.id()).collect()
+    }
+
+    fn wants(&self, kind: LogKind) -> bool {
+        self.detectors.iter().any(|d| d.input() == kind)
+    }
+
+    /// Takes one decoded batch of `kind` (canonical schema).
+    ///
+    /// # Errors
+    /// The batch does not have the canonical schema of `kind`.
+    pub fn observe(&mut self, kind: LogKind, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 || !self.wants(kind) {
+            return Ok(());
+        }
+        let df = match kind {
+            LogKind::Flows => prepare::flows_frame(batch, &self.config.allow)?,
+            LogKind::Waf => {
+                prepare::waf_frame(batch, &self.config.allow, &self.config.scraping_bot)?
+            }
+        };
+        let slot = match kind {
+            LogKind::Flows => &mut self.pending_flows,
+            LogKind::Waf => &mut self.pending_waf,
+        };
+        match slot {
+            Some(p) => {
+                p.vstack_mut_owned(df)
+                    .map_err(|e| Error::Frame(e.to_string()))?;
+            }
+            None => *slot = Some(df),
+        }
+        if slot.as_ref().is_some_and(|p| p.height() >= CHUNK_ROWS) {
+            self.drain(kind)?;
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self, kind: LogKind) -> Result<()> {
+        let slot = match kind {
+            LogKind::Flows => &mut self.pending_flows,
+            LogKind::Waf => &mut self.pending_waf,
+        };
+        let Some(df) = slot.take() else {
+            return Ok(());
+        };
+        for d in self.detectors.iter_mut().filter(|d| d.input() == kind) {
+            d.observe(&df)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the buffered rows, then closes every window ending at or before
+    /// `watermark`. Findings come sorted by severity (highest first), then id.
+    ///
+    /// # Errors
+    /// As [`Detector::flush`].
+    pub fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>> {
+        self.drain(LogKind::Flows)?;
+        self.drain(LogKind::Waf)?;
+        let mut out = Vec::new();
+        for d in &mut self.detectors {
+            out.extend(d.flush(watermark)?);
+        }
+        out.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// All detectors' state: `{"version": 1, "detectors": {"<id>": ...}}`. Buffered
+    /// rows are run first, so nothing observed is lost.
+    ///
+    /// # Errors
+    /// As [`Detector::state`].
+    pub fn state(&mut self) -> Result<Value> {
+        self.drain(LogKind::Flows)?;
+        self.drain(LogKind::Waf)?;
+        let mut map = serde_json::Map::new();
+        for d in &self.detectors {
+            map.insert(d.id().as_str().to_string(), d.state()?);
+        }
+        Ok(serde_json::json!({"version": STATE_VERSION, "detectors": map}))
+    }
+
+    fn detector_states(state: Value) -> Result<serde_json::Map<String, Value>> {
+        let version = state.get("version").and_then(Value::as_u64);
+        if version != Some(STATE_VERSION) {
+            return Err(Error::State(format!(
+                "detector state version {version:?}, this flowlens reads version {STATE_VERSION}"
+            )));
+        }
+        match state.get("detectors") {
+            Some(Value::Object(m)) => Ok(m.clone()),
+            _ => Err(Error::State("detector state has no `detectors` map".into())),
+        }
+    }
+
+    /// Restores the state written by [`Registry::state`] (detectors absent from it
+    /// start empty).
+    ///
+    /// # Errors
+    /// The state is of another version or malformed.
+    pub fn restore(&mut self, state: Value) -> Result<()> {
+        let mut states = Self::detector_states(state)?;
+        for d in &mut self.detectors {
+            if let Some(s) = states.remove(d.id().as_str()) {
+                d.restore(s)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges another shard's [`Registry::state`] into this registry.
+    ///
+    /// # Errors
+    /// The state is of another version or malformed.
+    pub fn merge(&mut self, other: Value) -> Result<()> {
+        self.drain(LogKind::Flows)?;
+        self.drain(LogKind::Waf)?;
+        let mut states = Self::detector_states(other)?;
+        for d in &mut self.detectors {
+            if let Some(s) = states.remove(d.id().as_str()) {
+                d.merge(s)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Version of the state layout written by [`Registry::state`].
+pub const STATE_VERSION: u64 = 1;

@@ -1,0 +1,465 @@
+//! `exfiltration-spike`: bytes an entity sends to public addresses per window, against
+//! that entity's own robust baseline.
+//!
+//! The entity is the packet-level source: the private host itself, also when its
+//! traffic leaves through a NAT gateway (`pkt_srcaddr`). A flow through NAT is logged
+//! by both the host's and the gateway's interface; per destination the larger of the
+//! two counts, so it is counted once, and either log alone is enough.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use flowlens_model::LogKind;
+use flowlens_model::finding::{
+    DetectorId, Entity, EntityKind, Evidence, Finding, Measure, Severity, finding_id,
+};
+use flowlens_model::flows::col as fc;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+use crate::config::{Config, ExfiltrationConfig};
+use crate::detector::{Detector, state_methods};
+use crate::inventory::Inventory;
+use crate::net::Scope;
+use crate::prepare::derived;
+use crate::render;
+use crate::rows::{ints, strs};
+use crate::stats::{History, Merge, merge_map};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct PeerAcc {
+    direct: u64,
+    nat: u64,
+    direct_flows: u64,
+    nat_flows: u64,
+}
+
+impl Merge for PeerAcc {
+    fn merge(&mut self, o: Self) {
+        self.direct += o.direct;
+        self.nat += o.nat;
+        self.direct_flows += o.direct_flows;
+        self.nat_flows += o.nat_flows;
+    }
+}
+
+impl PeerAcc {
+    fn bytes(&self) -> u64 {
+        self.direct.max(self.nat)
+    }
+
+    fn flows(&self) -> u64 {
+        self.direct_flows.max(self.nat_flows)
+    }
+}
+
+/// One entity in one window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Win {
+    /// destination → service port → bytes.
+    peers: BTreeMap<String, BTreeMap<i32, PeerAcc>>,
+    /// Interfaces that logged the entity's own egress.
+    enis: BTreeSet<String>,
+}
+
+impl Merge for Win {
+    fn merge(&mut self, o: Self) {
+        for (peer, ports) in o.peers {
+            merge_map(self.peers.entry(peer).or_default(), ports);
+        }
+        self.enis.extend(o.enis);
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct State {
+    /// Windows starting before this are closed.
+    closed_before: i64,
+    late_rows: u64,
+    open: BTreeMap<i64, BTreeMap<String, Win>>,
+    history: BTreeMap<String, History>,
+    inventory: Inventory,
+}
+
+impl Merge for State {
+    fn merge(&mut self, o: Self) {
+        self.closed_before = self.closed_before.max(o.closed_before);
+        self.late_rows += o.late_rows;
+        for (w, ents) in o.open {
+            merge_map(self.open.entry(w).or_default(), ents);
+        }
+        self.open = std::mem::take(&mut self.open).split_off(&self.closed_before);
+        merge_map(&mut self.history, o.history);
+        self.inventory.merge(o.inventory);
+    }
+}
+
+pub struct Exfiltration {
+    cfg: ExfiltrationConfig,
+    state: State,
+}
+
+impl Exfiltration {
+    pub fn new(cfg: &Config) -> Self {
+        Exfiltration {
+            cfg: cfg.exfiltration_spike.clone(),
+            state: State::default(),
+        }
+    }
+
+    fn judge(&self, window: i64, entity: &str, win: &Win) -> Option<Finding> {
+        let cfg = &self.cfg;
+        let w = cfg.window_secs;
+        let observed: u64 = win
+            .peers
+            .values()
+            .flat_map(|p| p.values())
+            .map(PeerAcc::bytes)
+            .sum();
+        if observed < cfg.min_bytes {
+            return None;
+        }
+        let history = self.state.history.get(entity).cloned().unwrap_or_default();
+        let base = history.baseline_before(window, w, cfg.history_windows);
+        let has_baseline = base.windows >= cfg.min_history_windows;
+        let x = observed as f64;
+        let ratio = x / base.median.max(1.0);
+        let z = base.z(x, cfg.min_bytes as f64 / 10.0);
+        let (score, confidence) = if has_baseline {
+            if ratio < cfg.min_ratio || z < cfg.min_z {
+                return None;
+            }
+            let s =
+                55.0 + 15.0 * (ratio / cfg.min_ratio).log10() + if x >= 1e9 { 10.0 } else { 0.0 };
+            (
+                s.clamp(40.0, 95.0) as u32,
+                (60.0 + 10.0 * (base.windows as f64).log10()).min(95.0) as u8,
+            )
+        } else {
+            if x < 10.0 * cfg.min_bytes as f64 {
+                return None;
+            }
+            (25, 30)
+        };
+
+        let mut peers: Vec<(&String, i32, &PeerAcc)> = win
+            .peers
+            .iter()
+            .flat_map(|(p, ports)| ports.iter().map(move |(port, acc)| (p, *port, acc)))
+            .collect();
+        peers.sort_by(|a, b| {
+            b.2.bytes()
+                .cmp(&a.2.bytes())
+                .then(a.0.cmp(b.0))
+                .then(a.1.cmp(&b.1))
+        });
+        let (top_peer, top_port, top_acc) = peers[0];
+        let eni = win
+            .enis
+            .iter()
+            .next()
+            .cloned()
+            .or_else(|| self.state.inventory.eni_of(entity).map(str::to_string));
+        let inv = &self.state.inventory;
+        let mut entities = vec![Entity::subject(EntityKind::Ip, entity)];
+        let (account, region) = match &eni {
+            Some(e) => {
+                inv.describe(e, &mut entities, true);
+                inv.account_region(e)
+            }
+            None => (None, None),
+        };
+        for (p, _, _) in peers.iter().take(5) {
+            let e = Entity::peer(EntityKind::Ip, p.as_str());
+            if !entities.contains(&e) {
+                entities.push(e);
+            }
+        }
+        let label = match eni
+            .as_deref()
+            .and_then(|e| inv.enis.get(e))
+            .and_then(|m| m.instance.clone())
+        {
+            Some(i) => format!("{entity} ({i})"),
+            None => match &eni {
+                Some(e) => format!("{entity} ({e})"),
+                None => entity.to_string(),
+            },
+        };
+        let destinations = win.peers.len();
+        let baseline_text = if has_baseline {
+            format!(
+                "{:.0}× its median of {} per {}-minute window over its last {} windows (MAD {}, robust z {:.0})",
+                ratio,
+                render::bytes(base.median),
+                w / 60,
+                base.windows,
+                render::bytes(base.mad),
+                z
+            )
+        } else {
+            format!(
+                "with no baseline yet ({} earlier windows; {} needed), so reported on volume alone",
+                base.windows, cfg.min_history_windows
+            )
+        };
+        let description = format!(
+            "{label} sent {} to {destinations} public destination{} in {}, {baseline_text}. \
+             Top destination {top_peer}:{top_port} received {} in {} flow{}.",
+            render::bytes(x),
+            if destinations == 1 { "" } else { "s" },
+            render::window(window, window + w),
+            render::bytes(top_acc.bytes() as f64),
+            top_acc.flows(),
+            if top_acc.flows() == 1 { "" } else { "s" },
+        );
+        let evidence = Evidence {
+            columns: ["destination", "port", "bytes", "flows", "path"]
+                .map(String::from)
+                .to_vec(),
+            rows: peers
+                .iter()
+                .take(10)
+                .map(|(p, port, acc)| {
+                    vec![
+                        p.to_string(),
+                        port.to_string(),
+                        acc.bytes().to_string(),
+                        acc.flows().to_string(),
+                        if acc.nat > acc.direct {
+                            "nat"
+                        } else {
+                            "direct"
+                        }
+                        .to_string(),
+                    ]
+                })
+                .collect(),
+        };
+        Some(Finding {
+            id: finding_id(DetectorId::ExfiltrationSpike, entity, window),
+            detector: DetectorId::ExfiltrationSpike,
+            severity: Severity::new(score),
+            confidence,
+            title: format!(
+                "Egress spike: {label} sent {} to the internet in {} minutes",
+                render::bytes(x),
+                w / 60
+            ),
+            description,
+            entities,
+            window_start: window,
+            window_end: window + w,
+            observed: vec![
+                Measure {
+                    name: "egress_bytes".into(),
+                    value: x,
+                    unit: "bytes".into(),
+                },
+                Measure {
+                    name: "destinations".into(),
+                    value: destinations as f64,
+                    unit: "hosts".into(),
+                },
+            ],
+            baseline: vec![
+                Measure {
+                    name: "median_bytes".into(),
+                    value: base.median,
+                    unit: "bytes".into(),
+                },
+                Measure {
+                    name: "mad_bytes".into(),
+                    value: base.mad,
+                    unit: "bytes".into(),
+                },
+                Measure {
+                    name: "baseline_windows".into(),
+                    value: base.windows as f64,
+                    unit: "windows".into(),
+                },
+            ],
+            evidence,
+            recommendation: format!(
+                "Confirm what on {label} talks to {top_peer}:{top_port}. If it is not a known \
+                 backup or sync job: restrict the instance's egress (security group or NACL), \
+                 snapshot its volumes for forensics and rotate credentials used on it. If it \
+                 is expected, add {top_peer} to exfiltration_spike.allowed_destinations."
+            ),
+            account_id: account,
+            region,
+        })
+    }
+}
+
+/// A NAT gateway whose log lacks packet-level addresses (v2) reports the traffic of
+/// the hosts behind it as its own. When two findings of one window share their top
+/// destination and volume (within 10 %), keep the one naming an instance (else the
+/// smaller id) and name the other in it.
+fn dedup_nat(mut found: Vec<Finding>) -> Vec<Finding> {
+    let top = |f: &Finding| {
+        f.evidence
+            .rows
+            .first()
+            .map(|r| (r[0].clone(), r[1].clone()))
+    };
+    let bytes = |f: &Finding| f.observed[0].value;
+    let rank = |f: &Finding| (f.subject(EntityKind::Instance).is_none(), f.id.clone());
+    found.sort_by_key(rank);
+    let mut kept: Vec<Finding> = Vec::new();
+    for f in found {
+        let twin = kept.iter_mut().find(|k| {
+            top(k) == top(&f) && (bytes(k) - bytes(&f)).abs() <= 0.1 * bytes(k).max(bytes(&f))
+        });
+        match twin {
+            Some(k) => {
+                if let Some(ip) = f.subject(EntityKind::Ip) {
+                    k.entities.push(Entity::peer(EntityKind::Ip, ip));
+                    k.description.push_str(&format!(
+                        " The same bytes were logged as egress of {ip} (a NAT gateway or proxy)."
+                    ));
+                }
+            }
+            None => kept.push(f),
+        }
+    }
+    kept
+}
+
+impl Detector for Exfiltration {
+    fn id(&self) -> DetectorId {
+        DetectorId::ExfiltrationSpike
+    }
+
+    fn input(&self) -> LogKind {
+        LogKind::Flows
+    }
+
+    fn observe(&mut self, df: &DataFrame) -> Result<()> {
+        self.state.inventory.learn(df)?;
+        let w = self.cfg.window_secs;
+        let mut pred = col(derived::PDST_SCOPE)
+            .eq(lit(Scope::Public as i32))
+            .and(col(derived::PSRC_SCOPE).eq(lit(Scope::Private as i32)))
+            .and(col(derived::ALLOWED).not())
+            .and(col(fc::ACTION).eq(lit("ACCEPT")))
+            .and(
+                col(fc::FLOW_DIRECTION)
+                    .is_null()
+                    .or(col(fc::FLOW_DIRECTION).eq(lit("egress"))),
+            );
+        if self.cfg.exclude_aws_services {
+            pred = pred.and(col(fc::PKT_DST_AWS_SERVICE).is_null());
+        }
+        let agg = df
+            .clone()
+            .lazy()
+            .filter(pred)
+            .select([
+                (col(fc::START) - col(fc::START) % lit(w)).alias("win"),
+                when(col(fc::PKT_SRCADDR).is_not_null())
+                    .then(col(fc::PKT_SRCADDR))
+                    .otherwise(col(fc::SRCADDR))
+                    .alias("entity"),
+                when(col(fc::PKT_DSTADDR).is_not_null())
+                    .then(col(fc::PKT_DSTADDR))
+                    .otherwise(col(fc::DSTADDR))
+                    .alias("peer"),
+                col(fc::PKT_SRCADDR)
+                    .is_not_null()
+                    .and(col(fc::PKT_SRCADDR).neq(col(fc::SRCADDR)))
+                    .alias("via_nat"),
+                col(derived::SVC_PORT),
+                col(fc::INTERFACE_ID),
+                col(fc::BYTES),
+            ])
+            .group_by([
+                col("win"),
+                col("entity"),
+                col("via_nat"),
+                col("peer"),
+                col(derived::SVC_PORT),
+                col(fc::INTERFACE_ID),
+            ])
+            .agg([col(fc::BYTES).sum().alias("bytes"), len().alias("flows")])
+            .collect()?;
+        let win = ints(&agg, "win")?;
+        let entity = strs(&agg, "entity")?;
+        let nat = ints(&agg, "via_nat")?;
+        let peer = strs(&agg, "peer")?;
+        let port = ints(&agg, derived::SVC_PORT)?;
+        let eni = strs(&agg, fc::INTERFACE_ID)?;
+        let bytes = ints(&agg, "bytes")?;
+        let flows = ints(&agg, "flows")?;
+        for i in 0..win.len() {
+            if win[i] < self.state.closed_before {
+                self.state.late_rows += flows[i] as u64;
+                continue;
+            }
+            let (Some(ent), Some(p)) = (&entity[i], &peer[i]) else {
+                continue;
+            };
+            if self.cfg.allowed_destinations.contains_str(p) {
+                continue;
+            }
+            let slot = self
+                .state
+                .open
+                .entry(win[i])
+                .or_default()
+                .entry(ent.clone())
+                .or_default();
+            let acc = slot
+                .peers
+                .entry(p.clone())
+                .or_default()
+                .entry(port[i] as i32)
+                .or_default();
+            let b = bytes[i].max(0) as u64;
+            if nat[i] != 0 {
+                acc.nat += b;
+                acc.nat_flows += flows[i] as u64;
+            } else {
+                acc.direct += b;
+                acc.direct_flows += flows[i] as u64;
+                if let Some(e) = &eni[i] {
+                    slot.enis.insert(e.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>> {
+        let w = self.cfg.window_secs;
+        let mut out = Vec::new();
+        while let Some((&start, _)) = self.state.open.first_key_value() {
+            if start + w > watermark {
+                break;
+            }
+            let (start, ents) = self.state.open.pop_first().expect("checked");
+            let found: Vec<Finding> = ents
+                .iter()
+                .filter_map(|(entity, win)| self.judge(start, entity, win))
+                .collect();
+            out.extend(dedup_nat(found));
+            for (entity, win) in ents {
+                let total: u64 = win
+                    .peers
+                    .values()
+                    .flat_map(|p| p.values())
+                    .map(PeerAcc::bytes)
+                    .sum();
+                self.state.history.entry(entity).or_default().record(
+                    start,
+                    total,
+                    self.cfg.history_windows,
+                );
+            }
+            self.state.closed_before = self.state.closed_before.max(start + w);
+        }
+        Ok(out)
+    }
+
+    state_methods!();
+}

@@ -1,0 +1,382 @@
+//! `public-exposure`: accepted inbound flows from public addresses to interfaces and
+//! ports that should be private (model-serving endpoints, databases, admin ports, or
+//! any port of a configured private block).
+//!
+//! AWS-service sources (`pkt_src_aws_service`: CloudFront, Route 53 health checks) and
+//! `trusted_sources` are not the internet; `public_ports` of interfaces outside
+//! `private_cidrs` and `public_enis` are meant to be reached. Severity follows what
+//! is exposed and how widely: one known peer reaching a bastion's SSH is LOW, twenty
+//! strangers reaching a model server is HIGH.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use flowlens_model::LogKind;
+use flowlens_model::finding::{
+    DetectorId, Entity, EntityKind, Evidence, Finding, Measure, Severity, finding_id,
+};
+use flowlens_model::flows::col as fc;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+use crate::config::{Config, ExposureConfig};
+use crate::detector::{Detector, state_methods};
+use crate::inventory::Inventory;
+use crate::net::Scope;
+use crate::prepare::derived;
+use crate::render;
+use crate::rows::{ints, strs};
+use crate::stats::{Distinct, Merge, merge_map};
+
+/// Sources kept by address for evidence (the smallest addresses: deterministic).
+const EVIDENCE_SOURCES: usize = 50;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct Acc {
+    flows: u64,
+    bytes: u64,
+}
+
+impl Merge for Acc {
+    fn merge(&mut self, o: Self) {
+        self.flows += o.flows;
+        self.bytes += o.bytes;
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Exposed {
+    enis: BTreeSet<String>,
+    total: Acc,
+    distinct_sources: Distinct,
+    sources: BTreeMap<String, Acc>,
+}
+
+impl Merge for Exposed {
+    fn merge(&mut self, o: Self) {
+        self.enis.extend(o.enis);
+        self.total.merge(o.total);
+        self.distinct_sources.merge(o.distinct_sources);
+        merge_map(&mut self.sources, o.sources);
+        while self.sources.len() > EVIDENCE_SOURCES {
+            self.sources.pop_last();
+        }
+    }
+}
+
+/// destination → port → exposure.
+type Open = BTreeMap<String, BTreeMap<i32, Exposed>>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct State {
+    closed_before: i64,
+    late_rows: u64,
+    open: BTreeMap<i64, Open>,
+    inventory: Inventory,
+}
+
+impl Merge for State {
+    fn merge(&mut self, o: Self) {
+        self.closed_before = self.closed_before.max(o.closed_before);
+        self.late_rows += o.late_rows;
+        for (w, dsts) in o.open {
+            let mine = self.open.entry(w).or_default();
+            for (d, ports) in dsts {
+                merge_map(mine.entry(d).or_default(), ports);
+            }
+        }
+        self.open = std::mem::take(&mut self.open).split_off(&self.closed_before);
+        self.inventory.merge(o.inventory);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    ModelServing,
+    Database,
+    Admin,
+    PrivateBlock,
+}
+
+impl Class {
+    fn text(self) -> &'static str {
+        match self {
+            Class::ModelServing => "a model-serving / ML tooling port",
+            Class::Database => "a database port",
+            Class::Admin => "a remote-access port",
+            Class::PrivateBlock => "a port in a private address block",
+        }
+    }
+
+    fn base(self) -> f64 {
+        match self {
+            Class::ModelServing | Class::Database => 70.0,
+            Class::Admin => 50.0,
+            Class::PrivateBlock => 45.0,
+        }
+    }
+}
+
+pub struct Exposure {
+    cfg: ExposureConfig,
+    state: State,
+}
+
+impl Exposure {
+    pub fn new(cfg: &Config) -> Self {
+        Exposure {
+            cfg: cfg.public_exposure.clone(),
+            state: State::default(),
+        }
+    }
+
+    fn class(&self, dst: &str, port: i32) -> Option<Class> {
+        let p = port as u16;
+        if self.cfg.model_serving_ports.contains(&p) {
+            Some(Class::ModelServing)
+        } else if self.cfg.database_ports.contains(&p) {
+            Some(Class::Database)
+        } else if self.cfg.admin_ports.contains(&p) {
+            Some(Class::Admin)
+        } else if self.cfg.private_cidrs.contains_str(dst) {
+            Some(Class::PrivateBlock)
+        } else {
+            None
+        }
+    }
+
+    fn judge(&self, window: i64, dst: &str, port: i32, e: &Exposed) -> Option<Finding> {
+        let class = self.class(dst, port)?;
+        let w = self.cfg.window_secs;
+        let sources = e.distinct_sources.estimate();
+        let wide = sources >= self.cfg.wide_open_sources;
+        let mut score = class.base();
+        if wide {
+            score += 15.0;
+        } else if sources <= 1 {
+            score -= 25.0;
+        } else {
+            score -= 10.0;
+        }
+        let inv = &self.state.inventory;
+        let label = inv.label(dst);
+        let mut entities = vec![
+            Entity::subject(EntityKind::Ip, dst),
+            Entity::subject(EntityKind::Port, port.to_string()),
+        ];
+        let mut account = None;
+        let mut region = None;
+        for eni in &e.enis {
+            inv.describe(eni, &mut entities, true);
+            if account.is_none() {
+                (account, region) = inv.account_region(eni);
+            }
+        }
+        for s in e.sources.keys().take(10) {
+            entities.push(Entity::peer(EntityKind::Ip, s.as_str()));
+        }
+        entities.dedup();
+        let description = format!(
+            "{label} accepted {} inbound flow{} ({}) on port {port}, {}, from {sources} public \
+             source{} in {}{}. Security groups or NACLs let the internet reach it.",
+            e.total.flows,
+            if e.total.flows == 1 { "" } else { "s" },
+            render::bytes(e.total.bytes as f64),
+            class.text(),
+            if sources == 1 { "" } else { "s" },
+            render::window(window, window + w),
+            if wide { ": it is open to anyone" } else { "" },
+        );
+        let rows = e
+            .sources
+            .iter()
+            .take(20)
+            .map(|(s, a)| {
+                vec![
+                    s.clone(),
+                    port.to_string(),
+                    a.flows.to_string(),
+                    a.bytes.to_string(),
+                ]
+            })
+            .collect();
+        Some(Finding {
+            id: finding_id(DetectorId::PublicExposure, &format!("{dst}:{port}"), window),
+            detector: DetectorId::PublicExposure,
+            severity: Severity::new(score.clamp(1.0, 100.0) as u32),
+            confidence: if wide { 90 } else { 70 },
+            title: format!(
+                "{label} port {port} reachable from the internet ({sources} source{})",
+                if sources == 1 { "" } else { "s" }
+            ),
+            description,
+            entities,
+            window_start: window,
+            window_end: window + w,
+            observed: vec![
+                Measure {
+                    name: "public_sources".into(),
+                    value: sources as f64,
+                    unit: "hosts".into(),
+                },
+                Measure {
+                    name: "accepted_flows".into(),
+                    value: e.total.flows as f64,
+                    unit: "flows".into(),
+                },
+                Measure {
+                    name: "inbound_bytes".into(),
+                    value: e.total.bytes as f64,
+                    unit: "bytes".into(),
+                },
+            ],
+            baseline: vec![Measure {
+                name: "wide_open_sources".into(),
+                value: self.cfg.wide_open_sources as f64,
+                unit: "hosts".into(),
+            }],
+            evidence: Evidence {
+                columns: ["source", "port", "flows", "bytes"]
+                    .map(String::from)
+                    .to_vec(),
+                rows,
+            },
+            recommendation: format!(
+                "Remove the inbound rule that admits 0.0.0.0/0 (or these sources) to port \
+                 {port} on {label}'s security group; serve it through a load balancer, VPN, \
+                 SSM Session Manager or PrivateLink instead. If it is meant to be public, list \
+                 its interface in public_exposure.public_enis."
+            ),
+            account_id: account,
+            region,
+        })
+    }
+}
+
+impl Detector for Exposure {
+    fn id(&self) -> DetectorId {
+        DetectorId::PublicExposure
+    }
+
+    fn input(&self) -> LogKind {
+        LogKind::Flows
+    }
+
+    fn observe(&mut self, df: &DataFrame) -> Result<()> {
+        self.state.inventory.learn(df)?;
+        let w = self.cfg.window_secs;
+        let mut pred = col(fc::ACTION)
+            .eq(lit("ACCEPT"))
+            .and(col(derived::RESPONSE).not())
+            .and(col(derived::SRC_SCOPE).eq(lit(Scope::Public as i32)))
+            .and(col(derived::PDST_SCOPE).eq(lit(Scope::Private as i32)))
+            .and(col(derived::ALLOWED).not())
+            .and(col(fc::PKT_SRC_AWS_SERVICE).is_null())
+            .and(
+                col(fc::FLOW_DIRECTION)
+                    .is_null()
+                    .or(col(fc::FLOW_DIRECTION).eq(lit("ingress"))),
+            );
+        if self.cfg.private_cidrs.is_empty() {
+            for p in &self.cfg.public_ports {
+                pred = pred.and(col(derived::SVC_PORT).neq(lit(*p as i32)));
+            }
+        }
+        let agg = df
+            .clone()
+            .lazy()
+            .filter(pred)
+            .select([
+                (col(fc::START) - col(fc::START) % lit(w)).alias("win"),
+                when(col(fc::PKT_DSTADDR).is_not_null())
+                    .then(col(fc::PKT_DSTADDR))
+                    .otherwise(col(fc::DSTADDR))
+                    .alias("dst"),
+                col(derived::SVC_PORT),
+                col(fc::INTERFACE_ID),
+                col(fc::SRCADDR),
+                col(fc::BYTES),
+            ])
+            .group_by([
+                col("win"),
+                col("dst"),
+                col(derived::SVC_PORT),
+                col(fc::INTERFACE_ID),
+                col(fc::SRCADDR),
+            ])
+            .agg([col(fc::BYTES).sum().alias("bytes"), len().alias("flows")])
+            .collect()?;
+        let win = ints(&agg, "win")?;
+        let dst = strs(&agg, "dst")?;
+        let port = ints(&agg, derived::SVC_PORT)?;
+        let eni = strs(&agg, fc::INTERFACE_ID)?;
+        let src = strs(&agg, fc::SRCADDR)?;
+        let bytes = ints(&agg, "bytes")?;
+        let flows = ints(&agg, "flows")?;
+        for i in 0..win.len() {
+            if win[i] < self.state.closed_before {
+                self.state.late_rows += flows[i] as u64;
+                continue;
+            }
+            let (Some(d), Some(s)) = (&dst[i], &src[i]) else {
+                continue;
+            };
+            let p = port[i] as i32;
+            if self.cfg.trusted_sources.contains_str(s)
+                || eni[i]
+                    .as_ref()
+                    .is_some_and(|e| self.cfg.public_enis.contains(e))
+            {
+                continue;
+            }
+            let public_port = self.cfg.public_ports.contains(&(p as u16));
+            if self.class(d, p).is_none()
+                || (public_port && !self.cfg.private_cidrs.contains_str(d))
+            {
+                continue;
+            }
+            let acc = Acc {
+                flows: flows[i] as u64,
+                bytes: bytes[i].max(0) as u64,
+            };
+            let mut one = Exposed::default();
+            if let Some(e) = &eni[i] {
+                one.enis.insert(e.clone());
+            }
+            one.total = acc;
+            one.distinct_sources.insert(s);
+            one.sources.insert(s.clone(), acc);
+            let slot = self
+                .state
+                .open
+                .entry(win[i])
+                .or_default()
+                .entry(d.clone())
+                .or_default()
+                .entry(p)
+                .or_default();
+            slot.merge(one);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>> {
+        let w = self.cfg.window_secs;
+        let mut out = Vec::new();
+        while let Some((&start, _)) = self.state.open.first_key_value() {
+            if start + w > watermark {
+                break;
+            }
+            let (start, dsts) = self.state.open.pop_first().expect("checked");
+            for (dst, ports) in &dsts {
+                for (port, e) in ports {
+                    out.extend(self.judge(start, dst, *port, e));
+                }
+            }
+            self.state.closed_before = self.state.closed_before.max(start + w);
+        }
+        Ok(out)
+    }
+
+    state_methods!();
+}

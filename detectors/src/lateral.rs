@@ -1,0 +1,546 @@
+//! `lateral-movement`: an internal source reaching many internal hosts on admin ports
+//! (a sweep), or many ports of one host (a port scan), within minutes.
+//!
+//! Each window is judged together with the one before it, so a sweep is seen whole
+//! however it straddles a boundary, and only peers new to the source count: a
+//! monitoring host scraping every host and a bastion with its usual sessions reach
+//! the same peers every window and stay quiet. Rejections and SYN-only/short flows
+//! (probes that found nothing) raise the severity. Where the peers use fixed hourly
+//! thresholds (≥ 100 or ≥ 250 hosts), a ten-minute sweep of a dozen hosts is enough.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use flowlens_model::LogKind;
+use flowlens_model::finding::{
+    DetectorId, Entity, EntityKind, Evidence, Finding, Measure, Severity, finding_id,
+};
+use flowlens_model::flows::col as fc;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+use crate::config::{Config, LateralConfig};
+use crate::detector::{Detector, state_methods};
+use crate::inventory::Inventory;
+use crate::net::Scope;
+use crate::prepare::derived;
+use crate::render;
+use crate::rows::{ints, strs};
+use crate::stats::{Merge, merge_map};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct Acc {
+    flows: u64,
+    rejected: u64,
+    short: u64,
+}
+
+impl Merge for Acc {
+    fn merge(&mut self, o: Self) {
+        self.flows += o.flows;
+        self.rejected += o.rejected;
+        self.short += o.short;
+    }
+}
+
+/// destination → port → counters.
+type Peers = BTreeMap<String, BTreeMap<i32, Acc>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Seen {
+    first: i64,
+    last: i64,
+}
+
+impl Merge for Seen {
+    fn merge(&mut self, o: Self) {
+        self.first = self.first.min(o.first);
+        self.last = self.last.max(o.last);
+    }
+}
+
+/// What a source has reached before.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Known {
+    /// First window the source was seen in.
+    since: Option<i64>,
+    /// destination → port → first/last window it was reached.
+    peers: BTreeMap<String, BTreeMap<i32, Seen>>,
+    /// The source's last closed window (judged with the next one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous: Option<(i64, Peers)>,
+    /// The last window a finding covered and the window its incident started in: a
+    /// continuing sweep is one finding (same id), updated as it grows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    alerted: Option<(i64, i64)>,
+}
+
+impl Merge for Known {
+    fn merge(&mut self, o: Self) {
+        self.since = match (self.since, o.since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for (d, ports) in o.peers {
+            merge_map(self.peers.entry(d).or_default(), ports);
+        }
+        match (&mut self.previous, o.previous) {
+            (Some((wa, pa)), Some((wb, pb))) => {
+                if wb > *wa {
+                    *wa = wb;
+                    *pa = pb;
+                } else if wb == *wa {
+                    for (d, ports) in pb {
+                        merge_map(pa.entry(d).or_default(), ports);
+                    }
+                }
+            }
+            (None, Some(p)) => self.previous = Some(p),
+            _ => {}
+        }
+        self.alerted = self.alerted.max(o.alerted);
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct State {
+    closed_before: i64,
+    late_rows: u64,
+    open: BTreeMap<i64, BTreeMap<String, Peers>>,
+    known: BTreeMap<String, Known>,
+    inventory: Inventory,
+}
+
+impl Merge for State {
+    fn merge(&mut self, o: Self) {
+        self.closed_before = self.closed_before.max(o.closed_before);
+        self.late_rows += o.late_rows;
+        for (w, srcs) in o.open {
+            let mine = self.open.entry(w).or_default();
+            for (s, peers) in srcs {
+                let m = mine.entry(s).or_default();
+                for (d, ports) in peers {
+                    merge_map(m.entry(d).or_default(), ports);
+                }
+            }
+        }
+        self.open = std::mem::take(&mut self.open).split_off(&self.closed_before);
+        merge_map(&mut self.known, o.known);
+        self.inventory.merge(o.inventory);
+    }
+}
+
+pub struct Lateral {
+    cfg: LateralConfig,
+    state: State,
+}
+
+impl Lateral {
+    pub fn new(cfg: &Config) -> Self {
+        Lateral {
+            cfg: cfg.lateral_movement.clone(),
+            state: State::default(),
+        }
+    }
+
+    fn judge(
+        &self,
+        window: i64,
+        src: &str,
+        span: &Peers,
+        span_start: i64,
+        incident: i64,
+    ) -> Option<Finding> {
+        let cfg = &self.cfg;
+        let known = self.state.known.get(src);
+        let is_novel = |dst: &str, port: i32| {
+            known
+                .and_then(|k| k.peers.get(dst))
+                .and_then(|p| p.get(&port))
+                .is_none_or(|s| s.first >= span_start)
+        };
+        let admin = |p: i32| cfg.admin_ports.contains(&(p as u16));
+        let mut sweep_hosts: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        let mut widest: Option<(&str, usize)> = None;
+        let (mut flows, mut rejected, mut short) = (0u64, 0u64, 0u64);
+        for (dst, ports) in span {
+            let novel: Vec<i32> = ports
+                .keys()
+                .copied()
+                .filter(|p| is_novel(dst, *p))
+                .collect();
+            let novel_admin: Vec<i32> = novel.iter().copied().filter(|p| admin(*p)).collect();
+            if !novel_admin.is_empty() {
+                sweep_hosts.insert(dst, novel_admin);
+            }
+            if widest.is_none_or(|(_, n)| novel.len() > n) {
+                widest = Some((dst, novel.len()));
+            }
+            for (p, acc) in ports {
+                if novel.contains(p) {
+                    flows += acc.flows;
+                    rejected += acc.rejected;
+                    short += acc.short;
+                }
+            }
+        }
+        let hosts = sweep_hosts.len() as u32;
+        let (scan_host, scan_ports) = widest.unwrap_or(("", 0));
+        let is_sweep = hosts >= cfg.min_hosts;
+        let is_scan = scan_ports as u32 >= cfg.min_ports;
+        if !is_sweep && !is_scan {
+            return None;
+        }
+        let rej_frac = rejected as f64 / flows.max(1) as f64;
+        let short_frac = short as f64 / flows.max(1) as f64;
+        let new_source = known.and_then(|k| k.since).is_none_or(|s| s >= span_start);
+        let mut score =
+            45.0 + if is_sweep {
+                (2.0 * (hosts - cfg.min_hosts) as f64).min(25.0)
+            } else {
+                0.0
+            } + if is_scan {
+                ((scan_ports as u32 - cfg.min_ports.min(scan_ports as u32)) as f64).min(15.0)
+            } else {
+                0.0
+            } + 15.0 * rej_frac
+                + 10.0 * short_frac
+                + if is_sweep && is_scan { 5.0 } else { 0.0 };
+        let mut confidence = 70.0 + 20.0 * rej_frac.max(short_frac);
+        if new_source {
+            // No history: everything is "new"; still worth a look, not an alarm.
+            score = score.min(60.0);
+            confidence = 40.0;
+        }
+        let w = cfg.window_secs;
+        let inv = &self.state.inventory;
+        let label = inv.label(src);
+        let mut entities = vec![Entity::subject(EntityKind::Ip, src)];
+        let eni = inv.eni_of(src).map(str::to_string);
+        let (account, region) = match &eni {
+            Some(e) => {
+                inv.describe(e, &mut entities, true);
+                inv.account_region(e)
+            }
+            None => (None, None),
+        };
+        let targets: Vec<&str> = if is_sweep {
+            sweep_hosts.keys().copied().collect()
+        } else {
+            vec![scan_host]
+        };
+        for t in targets.iter().take(10) {
+            entities.push(Entity::peer(EntityKind::Ip, *t));
+        }
+        let ports_seen: BTreeSet<i32> = sweep_hosts.values().flatten().copied().collect();
+        let ports_text = ports_seen
+            .iter()
+            .map(i32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let what = if is_sweep {
+            format!(
+                "reached {hosts} internal hosts it had not reached before on admin ports ({ports_text})"
+            )
+        } else {
+            format!(
+                "probed {scan_ports} ports of {} it had not reached before",
+                inv.label(scan_host)
+            )
+        };
+        let scan_text = if is_sweep && is_scan {
+            format!(" It also probed {scan_ports} ports of {scan_host}.")
+        } else {
+            String::new()
+        };
+        let description = format!(
+            "{label} {what} in {} (threshold {} hosts / {} ports of one host). {:.0}% of these \
+             flows were rejected and {:.0}% were SYN-only or at most two packets.{scan_text}{}",
+            render::window(span_start, window + w),
+            cfg.min_hosts,
+            cfg.min_ports,
+            100.0 * rej_frac,
+            100.0 * short_frac,
+            if new_source {
+                " The source has no earlier history in these logs."
+            } else {
+                ""
+            },
+        );
+        let mut rows = Vec::new();
+        let evidence_hosts: Vec<&str> = if is_sweep {
+            sweep_hosts.keys().copied().collect()
+        } else {
+            vec![scan_host]
+        };
+        for dst in evidence_hosts.iter().take(25) {
+            let ports = &span[*dst];
+            let acc = ports.values().fold(Acc::default(), |mut a, b| {
+                a.merge(*b);
+                a
+            });
+            let plist: Vec<String> = ports.keys().take(12).map(i32::to_string).collect();
+            rows.push(vec![
+                dst.to_string(),
+                plist.join(" "),
+                acc.flows.to_string(),
+                acc.rejected.to_string(),
+                acc.short.to_string(),
+            ]);
+        }
+        Some(Finding {
+            id: finding_id(DetectorId::LateralMovement, src, incident),
+            detector: DetectorId::LateralMovement,
+            severity: Severity::new(score.round() as u32),
+            confidence: confidence.round().min(100.0) as u8,
+            title: if is_sweep {
+                format!(
+                    "Internal admin-port sweep: {label} reached {hosts} new hosts in {} minutes",
+                    (window + w - span_start) / 60
+                )
+            } else {
+                format!("Internal port scan: {label} probed {scan_ports} ports of {scan_host}")
+            },
+            description,
+            entities,
+            window_start: span_start,
+            window_end: window + w,
+            observed: vec![
+                Measure {
+                    name: "new_admin_hosts".into(),
+                    value: hosts as f64,
+                    unit: "hosts".into(),
+                },
+                Measure {
+                    name: "max_new_ports_one_host".into(),
+                    value: scan_ports as f64,
+                    unit: "ports".into(),
+                },
+                Measure {
+                    name: "rejected_fraction".into(),
+                    value: rej_frac,
+                    unit: "ratio".into(),
+                },
+                Measure {
+                    name: "short_flow_fraction".into(),
+                    value: short_frac,
+                    unit: "ratio".into(),
+                },
+            ],
+            baseline: vec![Measure {
+                name: "known_peers".into(),
+                value: known.map_or(0, |k| k.peers.values().map(BTreeMap::len).sum::<usize>())
+                    as f64,
+                unit: "host-ports".into(),
+            }],
+            evidence: Evidence {
+                columns: ["destination", "ports", "flows", "rejected", "short_flows"]
+                    .map(String::from)
+                    .to_vec(),
+                rows,
+            },
+            recommendation: format!(
+                "Find the process on {label} that opened these connections (EDR, process \
+                 accounting, SSM session logs). If it is not a sanctioned scanner or config \
+                 tool, isolate the instance and check the reached hosts for logins from it. \
+                 A sanctioned tool belongs in allow.cidrs."
+            ),
+            account_id: account,
+            region,
+        })
+    }
+
+    fn remember(&mut self, window: i64, src: &str, peers: &Peers) {
+        let cfg = &self.cfg;
+        let horizon = window - cfg.history_windows as i64 * cfg.window_secs;
+        let known = self.state.known.entry(src.to_string()).or_default();
+        known.since = Some(known.since.map_or(window, |s| s.min(window)));
+        for (dst, ports) in peers {
+            for (port, acc) in ports {
+                // Rejected-only attempts never make a peer "known".
+                if acc.rejected < acc.flows {
+                    known
+                        .peers
+                        .entry(dst.clone())
+                        .or_default()
+                        .entry(*port)
+                        .and_modify(|s| s.last = s.last.max(window))
+                        .or_insert(Seen {
+                            first: window,
+                            last: window,
+                        });
+                }
+            }
+        }
+        // Forget old peers, then the least recently seen beyond the cap.
+        known.peers.retain(|_, ports| {
+            ports.retain(|_, s| s.last >= horizon);
+            !ports.is_empty()
+        });
+        let total: usize = known.peers.values().map(BTreeMap::len).sum();
+        if total > cfg.max_known_peers {
+            let mut all: Vec<(i64, String, i32)> = known
+                .peers
+                .iter()
+                .flat_map(|(d, ps)| ps.iter().map(move |(p, s)| (s.last, d.clone(), *p)))
+                .collect();
+            all.sort();
+            for (_, d, p) in all.into_iter().take(total - cfg.max_known_peers) {
+                if let Some(ps) = known.peers.get_mut(&d) {
+                    ps.remove(&p);
+                    if ps.is_empty() {
+                        known.peers.remove(&d);
+                    }
+                }
+            }
+        }
+        known.previous = Some((window, peers.clone()));
+    }
+}
+
+impl Detector for Lateral {
+    fn id(&self) -> DetectorId {
+        DetectorId::LateralMovement
+    }
+
+    fn input(&self) -> LogKind {
+        LogKind::Flows
+    }
+
+    fn observe(&mut self, df: &DataFrame) -> Result<()> {
+        self.state.inventory.learn(df)?;
+        let w = self.cfg.window_secs;
+        let private = lit(Scope::Private as i32);
+        let agg = df
+            .clone()
+            .lazy()
+            .filter(
+                col(derived::SRC_SCOPE)
+                    .eq(private.clone())
+                    .and(col(derived::DST_SCOPE).eq(private))
+                    .and(col(derived::ALLOWED).not())
+                    .and(col(derived::RESPONSE).not())
+                    .and(
+                        col(fc::PROTOCOL)
+                            .eq(lit(6))
+                            .or(col(fc::PROTOCOL).eq(lit(17))),
+                    )
+                    .and(col(fc::SRCADDR).neq(col(fc::DSTADDR))),
+            )
+            .select([
+                (col(fc::START) - col(fc::START) % lit(w)).alias("win"),
+                col(fc::SRCADDR),
+                col(fc::DSTADDR),
+                col(derived::SVC_PORT),
+                col(fc::ACTION).eq(lit("REJECT")).alias("rej"),
+                col(fc::TCP_FLAGS)
+                    .eq(lit(2))
+                    .fill_null(lit(false))
+                    .or(col(fc::PACKETS).lt_eq(lit(2)).fill_null(lit(false)))
+                    .alias("short"),
+            ])
+            .group_by([
+                col("win"),
+                col(fc::SRCADDR),
+                col(fc::DSTADDR),
+                col(derived::SVC_PORT),
+            ])
+            .agg([
+                len().alias("flows"),
+                col("rej").cast(DataType::Int64).sum().alias("rej"),
+                col("short").cast(DataType::Int64).sum().alias("short"),
+            ])
+            .collect()?;
+        let win = ints(&agg, "win")?;
+        let src = strs(&agg, fc::SRCADDR)?;
+        let dst = strs(&agg, fc::DSTADDR)?;
+        let port = ints(&agg, derived::SVC_PORT)?;
+        let flows = ints(&agg, "flows")?;
+        let rej = ints(&agg, "rej")?;
+        let short = ints(&agg, "short")?;
+        for i in 0..win.len() {
+            if win[i] < self.state.closed_before {
+                self.state.late_rows += flows[i] as u64;
+                continue;
+            }
+            let (Some(s), Some(d)) = (&src[i], &dst[i]) else {
+                continue;
+            };
+            let acc = self
+                .state
+                .open
+                .entry(win[i])
+                .or_default()
+                .entry(s.clone())
+                .or_default()
+                .entry(d.clone())
+                .or_default()
+                .entry(port[i] as i32)
+                .or_default();
+            acc.merge(Acc {
+                flows: flows[i] as u64,
+                rejected: rej[i] as u64,
+                short: short[i] as u64,
+            });
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>> {
+        let w = self.cfg.window_secs;
+        let mut out = Vec::new();
+        while let Some((&start, _)) = self.state.open.first_key_value() {
+            if start + w > watermark {
+                break;
+            }
+            let (start, srcs) = self.state.open.pop_first().expect("checked");
+            for (src, peers) in &srcs {
+                let prev = self
+                    .state
+                    .known
+                    .get(src)
+                    .and_then(|k| k.previous.as_ref())
+                    .filter(|(pw, _)| *pw == start - w);
+                let (span, span_start) = match prev {
+                    Some((pw, pp)) => {
+                        let mut u = pp.clone();
+                        for (d, ports) in peers.clone() {
+                            merge_map(u.entry(d).or_default(), ports);
+                        }
+                        (u, *pw)
+                    }
+                    None => (peers.clone(), start),
+                };
+                // A sweep that goes on from the previous window updates its finding.
+                let incident = self
+                    .state
+                    .known
+                    .get(src)
+                    .and_then(|k| k.alerted)
+                    .filter(|(last, _)| *last >= start - w)
+                    .map_or(start, |(_, first)| first);
+                if let Some(f) = self.judge(start, src, &span, span_start, incident) {
+                    match out.iter_mut().find(|o: &&mut Finding| o.id == f.id) {
+                        Some(o) => {
+                            if f.observed[0].value >= o.observed[0].value {
+                                let first_start = o.window_start.min(f.window_start);
+                                *o = f;
+                                o.window_start = first_start;
+                            }
+                        }
+                        None => out.push(f),
+                    }
+                    self.state.known.entry(src.clone()).or_default().alerted =
+                        Some((start, incident));
+                }
+            }
+            for (src, peers) in &srcs {
+                self.remember(start, src, peers);
+            }
+            self.state.closed_before = self.state.closed_before.max(start + w);
+        }
+        Ok(out)
+    }
+
+    state_methods!();
+}

@@ -1,0 +1,17 @@
+//! Reading the (small) results of polars aggregations row by row.
+
+use polars::prelude::{DataFrame, DataType};
+
+use crate::Result;
+
+/// A column of an aggregation result as strings.
+pub fn strs(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
+    let c = df.column(name)?.cast(&DataType::String)?;
+    Ok(c.str()?.iter().map(|v| v.map(str::to_string)).collect())
+}
+
+/// A column of an aggregation result as i64 (booleans and counts cast).
+pub fn ints(df: &DataFrame, name: &str) -> Result<Vec<i64>> {
+    let c = df.column(name)?.cast(&DataType::Int64)?;
+    Ok(c.i64()?.iter().map(|v| v.unwrap_or(0)).collect())
+}

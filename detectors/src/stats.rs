@@ -1,0 +1,235 @@
+//! Small, mergeable statistics: robust baselines and a distinct-count sketch.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// State that two shards of the input can combine: `a.merge(b)` equals the state of
+/// observing both shards' input, in any order.
+pub trait Merge {
+    fn merge(&mut self, other: Self);
+}
+
+impl Merge for u64 {
+    fn merge(&mut self, other: Self) {
+        *self += other;
+    }
+}
+
+/// Merges map `b` into `a`, key by key.
+pub fn merge_map<K: Ord, V: Merge>(a: &mut BTreeMap<K, V>, b: BTreeMap<K, V>) {
+    for (k, v) in b {
+        match a.entry(k) {
+            std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(v),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(v);
+            }
+        }
+    }
+}
+
+/// Median of a slice (sorted in place); 0 for an empty one.
+pub fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// A robust baseline: median and median absolute deviation of earlier windows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Baseline {
+    pub windows: usize,
+    pub median: f64,
+    pub mad: f64,
+}
+
+impl Baseline {
+    /// The baseline of `values`, where windows absent from `values` but within the
+    /// entity's observed span count as zero (`span` windows in all).
+    pub fn of(values: impl IntoIterator<Item = f64>, span: usize) -> Self {
+        let mut v: Vec<f64> = values.into_iter().collect();
+        while v.len() < span {
+            v.push(0.0);
+        }
+        let med = median(&mut v);
+        let mut dev: Vec<f64> = v.iter().map(|x| (x - med).abs()).collect();
+        let mad = median(&mut dev);
+        Baseline {
+            windows: v.len(),
+            median: med,
+            mad,
+        }
+    }
+
+    /// Robust z-score of `x`; the MAD is floored at 10 % of the median (and at `floor`)
+    /// so a perfectly steady history does not make every wobble infinite.
+    pub fn z(&self, x: f64, floor: f64) -> f64 {
+        let scale = (1.4826 * self.mad).max(self.median * 0.1).max(floor);
+        (x - self.median) / scale
+    }
+}
+
+/// A per-entity history of window values: window start → value, the last `cap` kept.
+/// Merging two histories sums values of the same window, so shards combine exactly.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub windows: BTreeMap<i64, u64>,
+    /// First window this entity was seen in.
+    pub first: Option<i64>,
+}
+
+impl History {
+    pub fn record(&mut self, window: i64, value: u64, cap: usize) {
+        *self.windows.entry(window).or_default() += value;
+        self.first = Some(self.first.map_or(window, |f| f.min(window)));
+        while self.windows.len() > cap {
+            self.windows.pop_first();
+        }
+    }
+
+    /// The baseline from windows strictly before `window`, counting windows since the
+    /// entity was first seen (up to `cap`) with no value as zero.
+    pub fn baseline_before(&self, window: i64, window_secs: i64, cap: usize) -> Baseline {
+        let values = self.windows.range(..window).map(|(_, v)| *v as f64);
+        let span = self
+            .first
+            .filter(|f| *f < window)
+            .map_or(0, |f| ((window - f) / window_secs) as usize)
+            .min(cap);
+        Baseline::of(values, span)
+    }
+}
+
+impl Merge for History {
+    fn merge(&mut self, other: Self) {
+        for (w, v) in other.windows {
+            *self.windows.entry(w).or_default() += v;
+        }
+        self.first = match (self.first, other.first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// 64-bit FNV-1a then a finaliser (splitmix64): a stable hash for sketches.
+pub fn hash64(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// Distinct count by K minimum values: exact up to `K` distinct items, an estimate
+/// (about 6 % error) beyond. The union of two sketches is the sketch of the union, so
+/// shards and orders give the same count.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Distinct {
+    mins: Vec<u64>,
+}
+
+impl Distinct {
+    pub const K: usize = 256;
+
+    pub fn insert_hash(&mut self, h: u64) {
+        match self.mins.binary_search(&h) {
+            Ok(_) => {}
+            Err(pos) => {
+                if pos < Self::K {
+                    self.mins.insert(pos, h);
+                    self.mins.truncate(Self::K);
+                }
+            }
+        }
+    }
+
+    pub fn insert(&mut self, s: &str) {
+        self.insert_hash(hash64(s));
+    }
+
+    pub fn estimate(&self) -> u64 {
+        if self.mins.len() < Self::K {
+            return self.mins.len() as u64;
+        }
+        let kth = self.mins[Self::K - 1] as f64 / u64::MAX as f64;
+        ((Self::K - 1) as f64 / kth).round() as u64
+    }
+}
+
+impl Merge for Distinct {
+    fn merge(&mut self, other: Self) {
+        for h in other.mins {
+            self.insert_hash(h);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_mad() {
+        let b = Baseline::of([1.0, 2.0, 3.0, 4.0, 100.0], 5);
+        assert_eq!(b.median, 3.0);
+        assert_eq!(b.mad, 1.0);
+        // Missing windows count as zero.
+        let b = Baseline::of([10.0], 3);
+        assert_eq!(b.median, 0.0);
+        assert!(b.z(10.0, 1.0) > 9.0);
+    }
+
+    #[test]
+    fn history_merges_by_window() {
+        let mut a = History::default();
+        a.record(0, 5, 10);
+        a.record(600, 7, 10);
+        let mut b = History::default();
+        b.record(600, 3, 10);
+        b.record(1200, 1, 10);
+        a.merge(b);
+        assert_eq!(a.windows.get(&600), Some(&10));
+        assert_eq!(a.first, Some(0));
+        let base = a.baseline_before(1800, 600, 10);
+        assert_eq!(base.windows, 3);
+        assert_eq!(base.median, 5.0);
+    }
+
+    #[test]
+    fn distinct_is_exact_when_small_and_close_when_large() {
+        let mut d = Distinct::default();
+        for i in 0..100 {
+            d.insert(&format!("/p/{}", i % 50));
+        }
+        assert_eq!(d.estimate(), 50);
+        let mut big = Distinct::default();
+        let mut half_a = Distinct::default();
+        let mut half_b = Distinct::default();
+        for i in 0..20_000 {
+            let s = format!("10.0.{}.{}", i / 250, i % 250);
+            big.insert(&s);
+            if i % 2 == 0 {
+                half_a.insert(&s)
+            } else {
+                half_b.insert(&s)
+            }
+        }
+        let e = big.estimate() as f64;
+        assert!((e - 20_000.0).abs() / 20_000.0 < 0.15, "{e}");
+        half_a.merge(half_b);
+        assert_eq!(half_a, big);
+    }
+}
