@@ -24,7 +24,7 @@ use crate::net::{Scope, parse_ip};
 use crate::prepare::derived;
 use crate::render;
 use crate::rows::{ints, strs};
-use crate::stats::{Merge, merge_map};
+use crate::stats::{Merge, Windows};
 
 /// interface → bytes, for one (source, destination, port).
 type ByEni = BTreeMap<String, u64>;
@@ -33,32 +33,13 @@ type Talk = BTreeMap<String, BTreeMap<String, BTreeMap<i32, ByEni>>>;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct State {
-    closed_before: i64,
-    late_rows: u64,
-    open: BTreeMap<i64, Talk>,
+    windows: Windows<Talk>,
     inventory: Inventory,
-}
-
-fn merge_talk(a: &mut Talk, b: Talk) {
-    for (s, dsts) in b {
-        let ad = a.entry(s).or_default();
-        for (d, ports) in dsts {
-            let ap = ad.entry(d).or_default();
-            for (p, enis) in ports {
-                merge_map(ap.entry(p).or_default(), enis);
-            }
-        }
-    }
 }
 
 impl Merge for State {
     fn merge(&mut self, o: Self) {
-        self.closed_before = self.closed_before.max(o.closed_before);
-        self.late_rows += o.late_rows;
-        for (w, t) in o.open {
-            merge_talk(self.open.entry(w).or_default(), t);
-        }
-        self.open = std::mem::take(&mut self.open).split_off(&self.closed_before);
+        self.windows.merge(o.windows);
         self.inventory.merge(o.inventory);
     }
 }
@@ -322,18 +303,13 @@ impl Detector for CrossAz {
         let bytes = ints(&agg, "bytes")?;
         let flows = ints(&agg, "flows")?;
         for i in 0..win.len() {
-            if win[i] < self.state.closed_before {
-                self.state.late_rows += flows[i] as u64;
-                continue;
-            }
             let (Some(s), Some(d)) = (&src[i], &dst[i]) else {
                 continue;
             };
-            *self
-                .state
-                .open
-                .entry(win[i])
-                .or_default()
+            let Some(open) = self.state.windows.slot(win[i], flows[i] as u64) else {
+                continue;
+            };
+            *open
                 .entry(s.clone())
                 .or_default()
                 .entry(d.clone())
@@ -349,13 +325,8 @@ impl Detector for CrossAz {
     fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>> {
         let w = self.cfg.window_secs;
         let mut out = Vec::new();
-        while let Some((&start, _)) = self.state.open.first_key_value() {
-            if start + w > watermark {
-                break;
-            }
-            let (start, talk) = self.state.open.pop_first().expect("checked");
+        for (start, talk) in self.state.windows.close(watermark, w) {
             out.extend(self.judge_window(start, &talk));
-            self.state.closed_before = self.state.closed_before.max(start + w);
         }
         Ok(out)
     }

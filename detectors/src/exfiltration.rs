@@ -24,7 +24,7 @@ use crate::net::Scope;
 use crate::prepare::derived;
 use crate::render;
 use crate::rows::{ints, strs};
-use crate::stats::{History, Merge, merge_map};
+use crate::stats::{History, Merge, Windows, merge_map};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct PeerAcc {
@@ -64,31 +64,33 @@ struct Win {
 
 impl Merge for Win {
     fn merge(&mut self, o: Self) {
-        for (peer, ports) in o.peers {
-            merge_map(self.peers.entry(peer).or_default(), ports);
-        }
+        merge_map(&mut self.peers, o.peers);
         self.enis.extend(o.enis);
+    }
+}
+
+impl Win {
+    /// Bytes sent in the window, each flow counted once.
+    fn bytes(&self) -> u64 {
+        self.peers
+            .values()
+            .flat_map(|p| p.values())
+            .map(PeerAcc::bytes)
+            .sum()
     }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct State {
-    /// Windows starting before this are closed.
-    closed_before: i64,
-    late_rows: u64,
-    open: BTreeMap<i64, BTreeMap<String, Win>>,
+    /// window → entity → its egress.
+    windows: Windows<BTreeMap<String, Win>>,
     history: BTreeMap<String, History>,
     inventory: Inventory,
 }
 
 impl Merge for State {
     fn merge(&mut self, o: Self) {
-        self.closed_before = self.closed_before.max(o.closed_before);
-        self.late_rows += o.late_rows;
-        for (w, ents) in o.open {
-            merge_map(self.open.entry(w).or_default(), ents);
-        }
-        self.open = std::mem::take(&mut self.open).split_off(&self.closed_before);
+        self.windows.merge(o.windows);
         merge_map(&mut self.history, o.history);
         self.inventory.merge(o.inventory);
     }
@@ -110,12 +112,7 @@ impl Exfiltration {
     fn judge(&self, window: i64, entity: &str, win: &Win) -> Option<Finding> {
         let cfg = &self.cfg;
         let w = cfg.window_secs;
-        let observed: u64 = win
-            .peers
-            .values()
-            .flat_map(|p| p.values())
-            .map(PeerAcc::bytes)
-            .sum();
+        let observed = win.bytes();
         if observed < cfg.min_bytes {
             return None;
         }
@@ -392,23 +389,16 @@ impl Detector for Exfiltration {
         let bytes = ints(&agg, "bytes")?;
         let flows = ints(&agg, "flows")?;
         for i in 0..win.len() {
-            if win[i] < self.state.closed_before {
-                self.state.late_rows += flows[i] as u64;
-                continue;
-            }
             let (Some(ent), Some(p)) = (&entity[i], &peer[i]) else {
                 continue;
             };
             if self.cfg.allowed_destinations.contains_str(p) {
                 continue;
             }
-            let slot = self
-                .state
-                .open
-                .entry(win[i])
-                .or_default()
-                .entry(ent.clone())
-                .or_default();
+            let Some(open) = self.state.windows.slot(win[i], flows[i] as u64) else {
+                continue;
+            };
+            let slot = open.entry(ent.clone()).or_default();
             let acc = slot
                 .peers
                 .entry(p.clone())
@@ -433,30 +423,19 @@ impl Detector for Exfiltration {
     fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>> {
         let w = self.cfg.window_secs;
         let mut out = Vec::new();
-        while let Some((&start, _)) = self.state.open.first_key_value() {
-            if start + w > watermark {
-                break;
-            }
-            let (start, ents) = self.state.open.pop_first().expect("checked");
+        for (start, ents) in self.state.windows.close(watermark, w) {
             let found: Vec<Finding> = ents
                 .iter()
                 .filter_map(|(entity, win)| self.judge(start, entity, win))
                 .collect();
             out.extend(dedup_nat(found));
             for (entity, win) in ents {
-                let total: u64 = win
-                    .peers
-                    .values()
-                    .flat_map(|p| p.values())
-                    .map(PeerAcc::bytes)
-                    .sum();
                 self.state.history.entry(entity).or_default().record(
                     start,
-                    total,
+                    win.bytes(),
                     self.cfg.history_windows,
                 );
             }
-            self.state.closed_before = self.state.closed_before.max(start + w);
         }
         Ok(out)
     }

@@ -26,7 +26,7 @@ use crate::net::Scope;
 use crate::prepare::derived;
 use crate::render;
 use crate::rows::{ints, strs};
-use crate::stats::{Distinct, Merge, merge_map};
+use crate::stats::{Distinct, Merge, Windows, merge_map};
 
 /// Sources kept by address for evidence (the smallest addresses: deterministic).
 const EVIDENCE_SOURCES: usize = 50;
@@ -69,23 +69,13 @@ type Open = BTreeMap<String, BTreeMap<i32, Exposed>>;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct State {
-    closed_before: i64,
-    late_rows: u64,
-    open: BTreeMap<i64, Open>,
+    windows: Windows<Open>,
     inventory: Inventory,
 }
 
 impl Merge for State {
     fn merge(&mut self, o: Self) {
-        self.closed_before = self.closed_before.max(o.closed_before);
-        self.late_rows += o.late_rows;
-        for (w, dsts) in o.open {
-            let mine = self.open.entry(w).or_default();
-            for (d, ports) in dsts {
-                merge_map(mine.entry(d).or_default(), ports);
-            }
-        }
-        self.open = std::mem::take(&mut self.open).split_off(&self.closed_before);
+        self.windows.merge(o.windows);
         self.inventory.merge(o.inventory);
     }
 }
@@ -314,10 +304,6 @@ impl Detector for Exposure {
         let bytes = ints(&agg, "bytes")?;
         let flows = ints(&agg, "flows")?;
         for i in 0..win.len() {
-            if win[i] < self.state.closed_before {
-                self.state.late_rows += flows[i] as u64;
-                continue;
-            }
             let (Some(d), Some(s)) = (&dst[i], &src[i]) else {
                 continue;
             };
@@ -346,16 +332,14 @@ impl Detector for Exposure {
             one.total = acc;
             one.distinct_sources.insert(s);
             one.sources.insert(s.clone(), acc);
-            let slot = self
-                .state
-                .open
-                .entry(win[i])
-                .or_default()
-                .entry(d.clone())
+            let Some(open) = self.state.windows.slot(win[i], flows[i] as u64) else {
+                continue;
+            };
+            open.entry(d.clone())
                 .or_default()
                 .entry(p)
-                .or_default();
-            slot.merge(one);
+                .or_default()
+                .merge(one);
         }
         Ok(())
     }
@@ -363,17 +347,12 @@ impl Detector for Exposure {
     fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>> {
         let w = self.cfg.window_secs;
         let mut out = Vec::new();
-        while let Some((&start, _)) = self.state.open.first_key_value() {
-            if start + w > watermark {
-                break;
-            }
-            let (start, dsts) = self.state.open.pop_first().expect("checked");
+        for (start, dsts) in self.state.windows.close(watermark, w) {
             for (dst, ports) in &dsts {
                 for (port, e) in ports {
                     out.extend(self.judge(start, dst, *port, e));
                 }
             }
-            self.state.closed_before = self.state.closed_before.max(start + w);
         }
         Ok(out)
     }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::Result;
 use crate::prepare::derived;
 use crate::rows::strs;
-use crate::stats::Merge;
+use crate::stats::{Merge, merge_map, min_opt};
 
 /// Metadata of one network interface.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,14 +30,6 @@ pub struct EniMeta {
     pub account: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-}
-
-fn min_opt(a: &mut Option<String>, b: Option<String>) {
-    match (a.as_ref(), b) {
-        (None, b) => *a = b,
-        (Some(x), Some(y)) if y < *x => *a = Some(y),
-        _ => {}
-    }
 }
 
 impl Merge for EniMeta {
@@ -74,8 +66,8 @@ pub struct Inventory {
 
 impl Merge for Inventory {
     fn merge(&mut self, o: Self) {
-        crate::stats::merge_map(&mut self.enis, o.enis);
-        crate::stats::merge_map(&mut self.owners, o.owners);
+        merge_map(&mut self.enis, o.enis);
+        merge_map(&mut self.owners, o.owners);
     }
 }
 

@@ -26,7 +26,7 @@ use crate::net::Scope;
 use crate::prepare::derived;
 use crate::render;
 use crate::rows::{ints, strs};
-use crate::stats::{Merge, merge_map};
+use crate::stats::{Merge, Windows, merge_map};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 struct Acc {
@@ -81,18 +81,14 @@ impl Merge for Known {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        for (d, ports) in o.peers {
-            merge_map(self.peers.entry(d).or_default(), ports);
-        }
+        merge_map(&mut self.peers, o.peers);
         match (&mut self.previous, o.previous) {
             (Some((wa, pa)), Some((wb, pb))) => {
                 if wb > *wa {
                     *wa = wb;
                     *pa = pb;
                 } else if wb == *wa {
-                    for (d, ports) in pb {
-                        merge_map(pa.entry(d).or_default(), ports);
-                    }
+                    merge_map(pa, pb);
                 }
             }
             (None, Some(p)) => self.previous = Some(p),
@@ -104,27 +100,15 @@ impl Merge for Known {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct State {
-    closed_before: i64,
-    late_rows: u64,
-    open: BTreeMap<i64, BTreeMap<String, Peers>>,
+    /// window → source → its peers.
+    windows: Windows<BTreeMap<String, Peers>>,
     known: BTreeMap<String, Known>,
     inventory: Inventory,
 }
 
 impl Merge for State {
     fn merge(&mut self, o: Self) {
-        self.closed_before = self.closed_before.max(o.closed_before);
-        self.late_rows += o.late_rows;
-        for (w, srcs) in o.open {
-            let mine = self.open.entry(w).or_default();
-            for (s, peers) in srcs {
-                let m = mine.entry(s).or_default();
-                for (d, ports) in peers {
-                    merge_map(m.entry(d).or_default(), ports);
-                }
-            }
-        }
-        self.open = std::mem::take(&mut self.open).split_off(&self.closed_before);
+        self.windows.merge(o.windows);
         merge_map(&mut self.known, o.known);
         self.inventory.merge(o.inventory);
     }
@@ -459,18 +443,13 @@ impl Detector for Lateral {
         let rej = ints(&agg, "rej")?;
         let short = ints(&agg, "short")?;
         for i in 0..win.len() {
-            if win[i] < self.state.closed_before {
-                self.state.late_rows += flows[i] as u64;
-                continue;
-            }
             let (Some(s), Some(d)) = (&src[i], &dst[i]) else {
                 continue;
             };
-            let acc = self
-                .state
-                .open
-                .entry(win[i])
-                .or_default()
+            let Some(open) = self.state.windows.slot(win[i], flows[i] as u64) else {
+                continue;
+            };
+            let acc = open
                 .entry(s.clone())
                 .or_default()
                 .entry(d.clone())
@@ -489,11 +468,7 @@ impl Detector for Lateral {
     fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>> {
         let w = self.cfg.window_secs;
         let mut out = Vec::new();
-        while let Some((&start, _)) = self.state.open.first_key_value() {
-            if start + w > watermark {
-                break;
-            }
-            let (start, srcs) = self.state.open.pop_first().expect("checked");
+        for (start, srcs) in self.state.windows.close(watermark, w) {
             for (src, peers) in &srcs {
                 let prev = self
                     .state
@@ -504,9 +479,7 @@ impl Detector for Lateral {
                 let (span, span_start) = match prev {
                     Some((pw, pp)) => {
                         let mut u = pp.clone();
-                        for (d, ports) in peers.clone() {
-                            merge_map(u.entry(d).or_default(), ports);
-                        }
+                        merge_map(&mut u, peers.clone());
                         (u, *pw)
                     }
                     None => (peers.clone(), start),
@@ -537,7 +510,6 @@ impl Detector for Lateral {
             for (src, peers) in &srcs {
                 self.remember(start, src, peers);
             }
-            self.state.closed_before = self.state.closed_before.max(start + w);
         }
         Ok(out)
     }

@@ -26,7 +26,7 @@ use crate::detector::{Detector, state_methods};
 use crate::prepare::derived;
 use crate::render;
 use crate::rows::{ints, strs};
-use crate::stats::{Distinct, Merge, merge_map};
+use crate::stats::{Distinct, Merge, Windows, merge_map, min_opt};
 
 const SAMPLE_URIS: usize = 8;
 
@@ -49,14 +49,6 @@ struct Client {
     web_acls: BTreeSet<String>,
     account: Option<String>,
     region: Option<String>,
-}
-
-fn min_opt(a: &mut Option<String>, b: Option<String>) {
-    if let Some(b) = b
-        && a.as_ref().is_none_or(|a| b < *a)
-    {
-        *a = Some(b);
-    }
 }
 
 impl Merge for Client {
@@ -90,22 +82,12 @@ type Open = BTreeMap<String, BTreeMap<String, Client>>;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct State {
-    closed_before: i64,
-    late_rows: u64,
-    open: BTreeMap<i64, Open>,
+    windows: Windows<Open>,
 }
 
 impl Merge for State {
     fn merge(&mut self, o: Self) {
-        self.closed_before = self.closed_before.max(o.closed_before);
-        self.late_rows += o.late_rows;
-        for (w, ips) in o.open {
-            let mine = self.open.entry(w).or_default();
-            for (ip, fps) in ips {
-                merge_map(mine.entry(ip).or_default(), fps);
-            }
-        }
-        self.open = std::mem::take(&mut self.open).split_off(&self.closed_before);
+        self.windows.merge(o.windows);
     }
 }
 
@@ -452,14 +434,13 @@ impl Detector for Scraping {
         .map(|n| ints(&agg, n))
         .collect::<Result<_>>()?;
         for i in 0..win.len() {
-            if win[i] < self.state.closed_before {
-                self.state.late_rows += cols[0][i] as u64;
-                continue;
-            }
             let (Some(ip), Some(fp)) = (&ip[i], &fp[i]) else {
                 continue;
             };
             let v = |k: usize| cols[k][i] as u64;
+            let Some(open) = self.state.windows.slot(win[i], v(0)) else {
+                continue;
+            };
             let mut c = Client {
                 requests: v(0),
                 blocked: v(1),
@@ -477,11 +458,7 @@ impl Detector for Scraping {
                 .insert(ua[i].clone().unwrap_or_default(), v(0));
             c.countries.extend(country[i].clone());
             c.web_acls.extend(acl[i].clone());
-            self.state
-                .open
-                .entry(win[i])
-                .or_default()
-                .entry(ip.clone())
+            open.entry(ip.clone())
                 .or_default()
                 .entry(fp.clone())
                 .or_default()
@@ -492,17 +469,14 @@ impl Detector for Scraping {
         let fp = strs(&uris, derived::FINGERPRINT)?;
         let uri = strs(&uris, wc::URI)?;
         for i in 0..win.len() {
-            if win[i] < self.state.closed_before {
-                continue;
-            }
             let (Some(ip), Some(fp), Some(u)) = (&ip[i], &fp[i], &uri[i]) else {
                 continue;
             };
-            let c = self
-                .state
-                .open
-                .entry(win[i])
-                .or_default()
+            // Late rows were counted with the request counters above.
+            let Some(open) = self.state.windows.slot(win[i], 0) else {
+                continue;
+            };
+            let c = open
                 .entry(ip.clone())
                 .or_default()
                 .entry(fp.clone())
@@ -521,13 +495,8 @@ impl Detector for Scraping {
     fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>> {
         let w = self.cfg.window_secs;
         let mut out = Vec::new();
-        while let Some((&start, _)) = self.state.open.first_key_value() {
-            if start + w > watermark {
-                break;
-            }
-            let (start, open) = self.state.open.pop_first().expect("checked");
+        for (start, open) in self.state.windows.close(watermark, w) {
             out.extend(self.judge_window(start, &open));
-            self.state.closed_before = self.state.closed_before.max(start + w);
         }
         Ok(out)
     }

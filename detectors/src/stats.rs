@@ -16,7 +16,8 @@ impl Merge for u64 {
     }
 }
 
-/// Merges map `b` into `a`, key by key.
+/// Merges map `b` into `a`, key by key (a free function: `BTreeMap::merge` is
+/// reserved by the standard library).
 pub fn merge_map<K: Ord, V: Merge>(a: &mut BTreeMap<K, V>, b: BTreeMap<K, V>) {
     for (k, v) in b {
         match a.entry(k) {
@@ -25,6 +26,76 @@ pub fn merge_map<K: Ord, V: Merge>(a: &mut BTreeMap<K, V>, b: BTreeMap<K, V>) {
                 e.insert(v);
             }
         }
+    }
+}
+
+/// Maps merge key by key, so nested maps of mergeable values merge all the way down.
+impl<K: Ord, V: Merge> Merge for BTreeMap<K, V> {
+    fn merge(&mut self, other: Self) {
+        merge_map(self, other);
+    }
+}
+
+/// Keeps the smallest of two optional values (a merge that any order agrees on).
+pub fn min_opt(a: &mut Option<String>, b: Option<String>) {
+    if let Some(b) = b
+        && a.as_ref().is_none_or(|a| b < *a)
+    {
+        *a = Some(b);
+    }
+}
+
+/// A detector's open windows, keyed by window start: rows for a window that was
+/// already closed are counted as late and dropped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Windows<T> {
+    /// Windows starting before this are closed.
+    pub closed_before: i64,
+    pub late_rows: u64,
+    pub open: BTreeMap<i64, T>,
+}
+
+impl<T> Default for Windows<T> {
+    fn default() -> Self {
+        Windows {
+            closed_before: i64::MIN,
+            late_rows: 0,
+            open: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T: Default> Windows<T> {
+    /// The open window starting at `start`; `None` (and `rows` counted as late) if
+    /// that window is closed.
+    pub fn slot(&mut self, start: i64, rows: u64) -> Option<&mut T> {
+        if start < self.closed_before {
+            self.late_rows += rows;
+            return None;
+        }
+        Some(self.open.entry(start).or_default())
+    }
+
+    /// Closes, in time order, every window that ends at or before `watermark`.
+    pub fn close(&mut self, watermark: i64, window_secs: i64) -> Vec<(i64, T)> {
+        let mut out = Vec::new();
+        while let Some((&start, _)) = self.open.first_key_value() {
+            if start.saturating_add(window_secs) > watermark {
+                break;
+            }
+            out.extend(self.open.pop_first());
+            self.closed_before = self.closed_before.max(start + window_secs);
+        }
+        out
+    }
+}
+
+impl<T: Merge> Merge for Windows<T> {
+    fn merge(&mut self, o: Self) {
+        self.closed_before = self.closed_before.max(o.closed_before);
+        self.late_rows += o.late_rows;
+        merge_map(&mut self.open, o.open);
+        self.open = std::mem::take(&mut self.open).split_off(&self.closed_before);
     }
 }
 
