@@ -1,42 +1,14 @@
-//! The detectors behind `scan`: a batch sink feeding the registry, and the outputs
-//! (ASFF JSON lines, the summary table).
+//! The outputs of `scan` and `watch`: the detector configuration file, ASFF JSON lines,
+//! the summary table.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use arrow::record_batch::RecordBatch;
-use flowlens_detectors::{Config, Registry};
-use flowlens_engine::error::BoxError;
-use flowlens_engine::pipeline::BatchSink;
+use flowlens_detectors::Config;
 use flowlens_engine::sink::asff::{self, AsffContext};
-use flowlens_model::LogKind;
 use flowlens_model::finding::{DetectorId, EntityRole, Finding};
-
-/// Feeds decoded batches to every enabled detector.
-pub struct DetectSink {
-    pub registry: Registry,
-    pub rows: u64,
-}
-
-impl DetectSink {
-    pub fn new(config: Config) -> Self {
-        DetectSink {
-            registry: Registry::new(config),
-            rows: 0,
-        }
-    }
-}
-
-impl BatchSink for DetectSink {
-    fn batch(&mut self, kind: LogKind, batch: &RecordBatch) -> Result<(), BoxError> {
-        self.rows += batch.num_rows() as u64;
-        self.registry
-            .observe(kind, batch)
-            .map_err(|e| Box::new(e) as BoxError)
-    }
-}
 
 /// Reads `--config FILE` (or the defaults).
 pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {

@@ -6,6 +6,8 @@
 
 mod detect;
 mod scan;
+mod watch;
+mod wire;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,8 +27,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Decode every VPC Flow Log and WAF log object under the sources and report.
+    /// Read the log objects under the sources, run the detectors, report the findings
+    /// (with --state: only new objects; with --security-hub: import the findings).
     Scan(scan::ScanArgs),
+    /// Poll the sources every --interval and run the incremental job (a Fargate
+    /// service); stops gracefully on SIGTERM.
+    Watch(watch::WatchArgs),
     /// Write realistic sample logs in AWS's S3 layout.
     Generate(GenerateArgs),
 }
@@ -93,6 +99,7 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Scan(args) => scan::run(args),
+        Command::Watch(args) => watch::run(args),
         Command::Generate(args) => generate(args),
     };
     match result {

@@ -8,40 +8,20 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
-use flowlens_engine::decode::object::DecodeOptions;
-use flowlens_engine::decode::vpc_text::Format;
-use flowlens_engine::source::Location;
-use flowlens_engine::{Progress, ScanOptions, ScanReport, Scanner};
+use flowlens_engine::{Progress, ScanReport};
+use flowlens_job::RunOutcome;
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, clap::Args)]
 pub struct ScanArgs {
-    /// Local files or folders (read recursively), or s3://bucket/prefix.
-    #[arg(required = true, value_name = "SOURCE")]
-    sources: Vec<String>,
-    /// Only records at or after this time; objects whose key date is earlier are not
-    /// fetched. RFC 3339, a date, unix seconds, or a duration before now (6h, 7d).
-    #[arg(long, value_name = "T")]
-    since: Option<String>,
-    /// Only records before this time (same forms as --since).
-    #[arg(long, value_name = "T")]
-    until: Option<String>,
+    #[command(flatten)]
+    pub job: crate::wire::JobArgs,
     /// Write the run report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
-    /// Write findings as ASFF JSON lines to FILE (one finding per line).
+    /// Write the findings of this run as ASFF JSON lines to FILE (one per line).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// Detector configuration (TOML; every key optional, see detectors/flowlens.toml).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Flow-log format for text objects without a header line, as in AWS
-    /// (`${version} ${srcaddr} ...`). Default: the v2 default format.
-    #[arg(long, value_name = "FORMAT")]
-    flow_format: Option<String>,
-    /// Objects fetched and decoded at once.
-    #[arg(long, default_value_t = flowlens_engine::pipeline::DEFAULT_CONCURRENCY)]
-    concurrency: usize,
     /// Exit with status 3 if any record was malformed or any object unreadable.
     #[arg(long)]
     strict: bool,
@@ -78,46 +58,35 @@ fn summary(r: &ScanReport) -> String {
     )
 }
 
-pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
-    let now = chrono::Utc::now();
-    let parse = |s: &Option<String>| {
-        s.as_deref()
-            .map(|s| flowlens_engine::time::parse_time(s, now))
-            .transpose()
-            .map_err(anyhow::Error::msg)
-    };
-    let since = parse(&args.since)?;
-    let until = parse(&args.until)?;
-    if let (Some(s), Some(u)) = (since, until)
-        && s >= u
-    {
-        anyhow::bail!("--since must be before --until");
+/// What happened to the findings: sent, unchanged, failed, or saved in the state.
+pub fn delivery_line(o: &RunOutcome) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(i) = &o.import {
+        parts.push(format!(
+            "Security Hub: {} imported, {} failed, {} unchanged not sent ({} calls, {} retried)",
+            i.imported.len(),
+            i.failed.len(),
+            o.unchanged,
+            i.calls,
+            i.retried
+        ));
+        for f in i.failed.iter().take(5) {
+            parts.push(format!("    {} {}: {}", f.id, f.code, f.message));
+        }
     }
-    let flow_format = args
-        .flow_format
-        .as_deref()
-        .map(Format::parse)
-        .transpose()
-        .context("--flow-format")?;
-    let locations = args
-        .sources
-        .iter()
-        .map(|s| Location::parse(s))
-        .collect::<Result<Vec<_>, _>>()?;
-    let opts = ScanOptions {
-        since,
-        until,
-        decode: DecodeOptions {
-            flow_format,
-            ..Default::default()
-        },
-        concurrency: args.concurrency.max(1),
-    };
+    if !o.retry_objects.is_empty() {
+        parts.push(format!(
+            "{} objects will be read again next run",
+            o.retry_objects.len()
+        ));
+    }
+    if o.state_saved {
+        parts.push("run state saved".into());
+    }
+    (!parts.is_empty()).then(|| parts.join("\n  "))
+}
 
-    let config = crate::detect::load_config(args.config.as_deref())?;
-    let mut sink = crate::detect::DetectSink::new(config);
-    let enabled = sink.registry.enabled();
-
+pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let progress = Arc::new(Progress::default());
     let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
@@ -130,7 +99,8 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         );
         bar
     });
-    let report = runtime.block_on(async {
+    let outcome = runtime.block_on(async {
+        let job = args.job.build().await?;
         let ticker = bar.clone().map(|bar| {
             let progress = Arc::clone(&progress);
             tokio::spawn(async move {
@@ -148,49 +118,65 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
                 }
             })
         });
-        let scanner = Arc::new(Scanner::new());
-        let result = scanner.scan(&locations, &opts, &mut sink, &progress).await;
+        let result = job.run(None, &progress).await;
         if let Some(t) = ticker {
             t.abort();
         }
-        result
+        anyhow::Ok((result?, job.config().detectors.clone()))
     });
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let mut report = report?;
-
-    // Every window is complete once all objects are read: close them all.
-    let findings = sink
-        .registry
-        .flush(i64::MAX)
-        .context("running the detectors")?;
-    report.findings = findings.len() as u64;
+    let (outcome, detectors) = outcome?;
+    let report = &outcome.report;
+    let findings = &outcome.findings;
+    let enabled = flowlens_detectors::Registry::new(detectors).enabled();
+    if args.job.dry_run {
+        let mut out = std::io::stdout().lock();
+        for v in &outcome.to_send {
+            writeln!(out, "{v}")?;
+        }
+    }
     if let Some(path) = &args.out {
-        crate::detect::write_asff(path, &findings)?;
+        crate::detect::write_asff(path, findings)?;
     }
     if let Some(path) = &args.report {
-        let json = serde_json::to_string_pretty(&report)?;
+        let json = serde_json::to_string_pretty(report)?;
         std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
     if !args.quiet {
-        print!("{}", crate::detect::summary_table(&findings, &enabled));
+        // With --dry-run stdout carries the findings; the summary goes to stderr.
+        let mut table: Box<dyn Write> = if args.job.dry_run {
+            Box::new(std::io::stderr().lock())
+        } else {
+            Box::new(std::io::stdout().lock())
+        };
+        write!(
+            table,
+            "{}",
+            crate::detect::summary_table(findings, &enabled)
+        )?;
         for f in findings
             .iter()
             .filter(|f| f.severity.score() >= 40)
             .take(10)
         {
-            println!(
+            writeln!(
+                table,
                 "  {:<8} {}",
                 serde_json::to_value(f.severity.label())
                     .ok()
                     .and_then(|v| v.as_str().map(String::from))
                     .unwrap_or_default(),
                 f.title
-            );
+            )?;
         }
+        drop(table);
         let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "flowlens scan: {}", summary(&report));
+        let _ = writeln!(err, "flowlens scan: {}", summary(report));
+        if let Some(line) = delivery_line(&outcome) {
+            let _ = writeln!(err, "  {line}");
+        }
         for e in report.errors.iter().take(5) {
             let _ = match e.line {
                 Some(line) => writeln!(err, "  {}: line {line}: {}", e.object, e.reason),

@@ -33,6 +33,17 @@ pub enum Error {
         #[source]
         source: parquet::errors::ParquetError,
     },
+    #[error("{what} failed")]
+    Aws {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("run state {location}: {reason}")]
+    State { location: String, reason: String },
+    /// Another run saved the state since this one loaded it.
+    #[error("run state {location} was changed by another run since it was loaded")]
+    StateConflict { location: String },
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
 }

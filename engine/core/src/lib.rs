@@ -10,12 +10,14 @@
 //! - [`pipeline`]: bounded-concurrency scanning that feeds a [`pipeline::BatchSink`].
 //! - [`report`]: the run report automation reads.
 
+pub mod aws;
 pub mod decode;
 pub mod error;
 pub mod pipeline;
 pub mod report;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod time;
 mod util;
 

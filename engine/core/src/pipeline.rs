@@ -59,6 +59,37 @@ impl Default for ScanOptions {
 /// A sink error stops the run (for example, the archive disk is full).
 pub trait BatchSink: Send {
     fn batch(&mut self, kind: LogKind, batch: &RecordBatch) -> Result<(), BoxError>;
+
+    /// Called once per object after its last batch: how reading it ended (what a run
+    /// state's manifest records). The default ignores it.
+    fn object_done(&mut self, _done: &ObjectDone) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// How reading one object ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectStatus {
+    /// Read to the end (malformed records, if any, were skipped and counted).
+    Complete,
+    /// Decoding stopped at damage in the object itself (a truncated gzip member, a
+    /// broken parquet footer): reading it again gives the same.
+    Damaged(String),
+    /// Could not be opened (GetObject failed, file missing): nothing was read.
+    Unreadable(String),
+    /// Reading broke off part-way (a network error): the records up to there were
+    /// delivered.
+    Interrupted(String),
+}
+
+/// One object, finished.
+#[derive(Debug, Clone)]
+pub struct ObjectDone {
+    pub meta: ObjectMeta,
+    /// Records decoded from the object's start, including the `skip_records` an earlier
+    /// run delivered and records later dropped by `--since/--until`.
+    pub records: u64,
+    pub status: ObjectStatus,
 }
 
 /// A sink that only counts (what `scan` uses until detectors consume the batches).
@@ -92,6 +123,7 @@ enum Event {
 
 struct ObjectOutcome {
     uri: String,
+    done: ObjectDone,
     opened: bool,
     raw_bytes: u64,
     stats: DecodeStats,
@@ -254,6 +286,11 @@ impl Scanner {
                 }
                 Event::Done(outcome) => {
                     progress.objects_done.fetch_add(1, Ordering::Relaxed);
+                    if sink_error.is_none()
+                        && let Err(e) = sink.object_done(&outcome.done)
+                    {
+                        sink_error = Some(e);
+                    }
                     if outcome.opened {
                         report.objects_read += 1;
                     }
@@ -297,6 +334,11 @@ impl Scanner {
         };
         let mut outcome = ObjectOutcome {
             uri: meta.uri.clone(),
+            done: ObjectDone {
+                meta: meta.clone(),
+                records: 0,
+                status: ObjectStatus::Complete,
+            },
             opened: false,
             raw_bytes: 0,
             stats: DecodeStats::default(),
@@ -306,19 +348,25 @@ impl Scanner {
         let mut stream = match self.open(&meta.uri).await {
             Ok(s) => s,
             Err(e) => {
-                outcome.failure = Some(error_chain(&e));
+                let reason = error_chain(&e);
+                outcome.done.status = ObjectStatus::Unreadable(reason.clone());
+                outcome.failure = Some(reason);
                 let _ = tx.send(Event::Done(Box::new(outcome))).await;
                 return;
             }
         };
         outcome.opened = true;
         let mut decoder = ObjectDecoder::new(ctx, opts).with_size_hint(meta.size);
+        let mut rows = RowCursor {
+            skip: meta.skip_records,
+            seen: 0,
+        };
         let mut read_error = None;
         while let Some(chunk) = stream.next().await {
             match chunk {
                 Ok(chunk) => {
                     decoder.push(&chunk);
-                    if !forward(&mut decoder, &tx).await {
+                    if !forward(&mut decoder, &mut rows, &tx).await {
                         return;
                     }
                 }
@@ -328,6 +376,7 @@ impl Scanner {
                 }
             }
         }
+        let interrupted = read_error.is_some();
         let result = match read_error {
             Some(reason) => {
                 decoder.abort();
@@ -335,9 +384,15 @@ impl Scanner {
             }
             None => decoder.finish().map_err(|e| error_chain(&e)),
         };
-        if !forward(&mut decoder, &tx).await {
+        if !forward(&mut decoder, &mut rows, &tx).await {
             return;
         }
+        outcome.done.records = rows.seen;
+        outcome.done.status = match &result {
+            Ok(()) => ObjectStatus::Complete,
+            Err(reason) if interrupted => ObjectStatus::Interrupted(reason.clone()),
+            Err(reason) => ObjectStatus::Damaged(reason.clone()),
+        };
         // The key layout names a kind too; content decides, a disagreement is worth a look.
         if let (Some(by_key), Some(by_content)) = (meta.info.kind, decoder.kind())
             && by_key != by_content
@@ -357,9 +412,30 @@ impl Scanner {
     }
 }
 
+/// Counts an object's records and drops the first `skip` (delivered by an earlier run).
+struct RowCursor {
+    skip: u64,
+    seen: u64,
+}
+
 /// Sends every ready batch; false when the consumer is gone.
-async fn forward(decoder: &mut ObjectDecoder, tx: &mpsc::Sender<Event>) -> bool {
+async fn forward(
+    decoder: &mut ObjectDecoder,
+    rows: &mut RowCursor,
+    tx: &mpsc::Sender<Event>,
+) -> bool {
     while let Some((kind, batch)) = decoder.take_batch() {
+        let n = batch.num_rows() as u64;
+        let first = rows.seen;
+        rows.seen += n;
+        let batch = if first + n <= rows.skip {
+            continue;
+        } else if first < rows.skip {
+            let cut = (rows.skip - first) as usize;
+            batch.slice(cut, batch.num_rows() - cut)
+        } else {
+            batch
+        };
         if tx.send(Event::Batch(kind, batch)).await.is_err() {
             return false;
         }

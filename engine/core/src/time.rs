@@ -34,25 +34,34 @@ pub fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> 
     {
         return Ok(t);
     }
-    if let Some(unit) = s.chars().last()
-        && let Ok(n) = s[..s.len() - unit.len_utf8()].parse::<i64>()
+    if s.ends_with(|c: char| c.is_ascii_alphabetic())
+        && let Ok(d) = parse_duration(s)
     {
-        let d = match unit {
-            's' => Duration::try_seconds(n),
-            'm' => Duration::try_minutes(n),
-            'h' => Duration::try_hours(n),
-            'd' => Duration::try_days(n),
-            'w' => Duration::try_weeks(n),
-            _ => None,
-        };
-        if let Some(d) = d {
-            return Ok(now - d);
-        }
+        return Ok(now - d);
     }
     Err(format!(
         "`{s}` is not a time: use RFC 3339 (2024-06-01T10:00:00Z), a date (2024-06-01), \
          unix seconds, or a duration before now (90m, 6h, 7d)"
     ))
+}
+
+/// A duration: `90s`, `30m`, `6h`, `7d`, `2w`, or plain seconds.
+///
+/// # Errors
+/// A message naming the accepted forms.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let d = num.parse::<i64>().ok().and_then(|n| match unit {
+        "" | "s" => Duration::try_seconds(n),
+        "m" => Duration::try_minutes(n),
+        "h" => Duration::try_hours(n),
+        "d" => Duration::try_days(n),
+        "w" => Duration::try_weeks(n),
+        _ => None,
+    });
+    d.ok_or_else(|| format!("`{s}` is not a duration: use 90s, 30m, 6h, 7d or 2w"))
 }
 
 #[cfg(test)]
@@ -82,5 +91,22 @@ mod tests {
         }
         assert!(parse_time("yesterday", now).is_err());
         assert!(parse_time("5x", now).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        for (s, secs) in [
+            ("90", 90),
+            ("90s", 90),
+            ("30m", 1800),
+            ("2h", 7200),
+            ("7d", 604_800),
+            ("1w", 604_800),
+        ] {
+            assert_eq!(parse_duration(s).unwrap().num_seconds(), secs, "{s}");
+        }
+        for bad in ["", "m", "5x", "-3m", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -23,14 +23,16 @@ pub const MAX_FINDING_BYTES: usize = 240 * 1024;
 /// Where and when findings are rendered.
 #[derive(Debug, Clone)]
 pub struct AsffContext {
-    /// The account importing the findings (the default product ARN requires findings of
-    /// that account); used when a finding carries none.
+    /// The account importing the findings. With the default product ARN, Security Hub
+    /// only accepts findings whose `AwsAccountId` is the caller's account, so every
+    /// finding is rendered for this account; the account the logs came from stays in
+    /// the resource ARNs and in `ProductFields` (`flowlens/log_account`).
     pub account_id: String,
     /// The region of the Security Hub the findings go to.
     pub region: String,
     /// `aws`, `aws-cn`, `aws-us-gov`.
     pub partition: String,
-    /// CreatedAt and UpdatedAt of this import.
+    /// UpdatedAt of this import (and CreatedAt of a finding seen for the first time).
     pub now: DateTime<Utc>,
 }
 
@@ -86,14 +88,21 @@ fn resource(f: &Finding, kind: EntityKind, value: &str, ctx: &AsffContext, accou
     json!({"Type": ty, "Id": shorten(&id, 512), "Partition": p, "Region": region})
 }
 
-/// Renders a finding as an ASFF object.
+/// Renders a finding seen for the first time as an ASFF object (CreatedAt = UpdatedAt =
+/// `ctx.now`).
 pub fn render(f: &Finding, ctx: &AsffContext) -> Value {
-    let account = f
+    render_update(f, ctx, ctx.now)
+}
+
+/// Renders a finding that was first imported at `created_at`: same `Id`, the original
+/// `CreatedAt`, `UpdatedAt` = `ctx.now` (Security Hub updates a finding in place when
+/// its `UpdatedAt` is later).
+pub fn render_update(f: &Finding, ctx: &AsffContext, created_at: DateTime<Utc>) -> Value {
+    let log_account = f
         .account_id
         .as_deref()
-        .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
-        .unwrap_or(&ctx.account_id)
-        .to_string();
+        .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()));
+    let account = log_account.unwrap_or(&ctx.account_id).to_string();
     let region = f.region.clone().unwrap_or_else(|| ctx.region.clone());
     let severity = f.severity;
     let label = serde_json::to_value(severity.label()).unwrap_or(Value::Null);
@@ -122,6 +131,9 @@ pub fn render(f: &Finding, ctx: &AsffContext) -> Value {
         }
     };
     put("flowlens/detector".into(), f.detector.as_str().into());
+    if account != ctx.account_id {
+        put("flowlens/log_account".into(), account.clone());
+    }
     put("flowlens/window_start".into(), unix(f.window_start));
     put("flowlens/window_end".into(), unix(f.window_end));
     // Evidence: as many whole rows as fit in one field value (JSON, built once).
@@ -177,9 +189,9 @@ pub fn render(f: &Finding, ctx: &AsffContext) -> Value {
         "Id": shorten(&f.id, 512),
         "ProductArn": format!("arn:{}:securityhub:{}:{}:product/{}/default", ctx.partition, ctx.region, ctx.account_id, ctx.account_id),
         "GeneratorId": format!("flowlens/{}", f.detector.as_str()),
-        "AwsAccountId": account,
+        "AwsAccountId": ctx.account_id,
         "Types": [f.detector.asff_type()],
-        "CreatedAt": ts(ctx.now),
+        "CreatedAt": ts(created_at.min(ctx.now)),
         "UpdatedAt": ts(ctx.now),
         "FirstObservedAt": unix(f.window_start),
         "LastObservedAt": unix(f.window_end),
@@ -362,6 +374,65 @@ mod tests {
             account_id: Some("123456789012".into()),
             region: Some("us-east-1".into()),
         }
+    }
+
+    #[test]
+    fn every_rendered_field_reaches_the_sdk() {
+        let v = render(&finding(), &ctx());
+        let sdk = crate::sink::security_hub::to_sdk(&v).unwrap();
+        assert_eq!(sdk.id(), v["Id"].as_str());
+        assert_eq!(
+            sdk.resources().len(),
+            v["Resources"].as_array().unwrap().len()
+        );
+        assert_eq!(
+            sdk.product_fields().unwrap().len(),
+            v["ProductFields"].as_object().unwrap().len()
+        );
+        assert_eq!(sdk.severity().unwrap().normalized(), Some(75));
+        assert_eq!(
+            sdk.finding_provider_fields()
+                .unwrap()
+                .severity()
+                .unwrap()
+                .original(),
+            Some("75")
+        );
+        // A field the translation does not know is refused, not dropped.
+        let mut extra = v.clone();
+        extra["Note"] = serde_json::json!({"Text": "x"});
+        assert!(
+            crate::sink::security_hub::to_sdk(&extra)
+                .unwrap_err()
+                .contains("Note")
+        );
+    }
+
+    #[test]
+    fn findings_are_imported_for_the_caller_and_updates_keep_created_at() {
+        let mut f = finding();
+        f.account_id = Some("210987654321".into());
+        let created = DateTime::parse_from_rfc3339("2025-06-02T11:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let v = render_update(&f, &ctx(), created);
+        validate(&v).unwrap();
+        assert_eq!(v["AwsAccountId"], "123456789012");
+        assert_eq!(v["ProductFields"]["flowlens/log_account"], "210987654321");
+        assert!(
+            v["Resources"][0]["Id"]
+                .as_str()
+                .unwrap()
+                .contains(":210987654321:")
+        );
+        assert_eq!(v["CreatedAt"], "2025-06-02T11:00:00.000Z");
+        assert_eq!(v["UpdatedAt"], "2025-06-02T12:00:00.000Z");
+        // The caller's own logs carry no log_account field.
+        assert!(
+            render(&finding(), &ctx())["ProductFields"]
+                .get("flowlens/log_account")
+                .is_none()
+        );
     }
 
     #[test]

@@ -2,3 +2,4 @@
 //! that the JSON-lines output and the Security Hub sink both use.
 
 pub mod asff;
+pub mod security_hub;

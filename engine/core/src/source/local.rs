@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 
-use super::{ChunkStream, ObjectMeta, parse_key};
+use super::{ChunkStream, ObjectMeta};
 use crate::error::{Error, Result};
 
 /// Bytes read from a local file per chunk.
@@ -31,15 +31,7 @@ pub fn list(path: &Path) -> Result<Vec<ObjectMeta>> {
     files.sort();
     Ok(files
         .into_iter()
-        .map(|(p, size)| {
-            let uri = p.display().to_string();
-            ObjectMeta {
-                info: parse_key(&uri.replace('\\', "/")),
-                uri,
-                size,
-                etag: None,
-            }
-        })
+        .map(|(p, size)| ObjectMeta::new(p.display().to_string(), size, None))
         .collect())
 }
 

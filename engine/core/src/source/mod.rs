@@ -29,6 +29,27 @@ pub struct ObjectMeta {
     pub etag: Option<String>,
     /// What the key says.
     pub info: KeyInfo,
+    /// Records to skip at the start: an earlier run already read them before reading
+    /// broke off (see the run state's manifest).
+    pub skip_records: u64,
+}
+
+impl ObjectMeta {
+    /// An object named by URI (`s3://bucket/key` or a path), with what its key says.
+    pub fn new(uri: impl Into<String>, size: u64, etag: Option<String>) -> Self {
+        let uri = uri.into();
+        let key = uri
+            .strip_prefix("s3://")
+            .and_then(|r| r.split_once('/'))
+            .map_or_else(|| uri.replace('\\', "/"), |(_, k)| k.to_string());
+        ObjectMeta {
+            info: parse_key(&key),
+            uri,
+            size,
+            etag,
+            skip_records: 0,
+        }
+    }
 }
 
 /// A location given on the command line.

@@ -4,28 +4,15 @@
 //! and environment (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`, ...). With a custom
 //! endpoint (an S3-compatible store or a local emulator) path-style addressing is used.
 
-use aws_config::BehaviorVersion;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::Region;
 use futures::TryStreamExt;
 
-use super::{ChunkStream, ObjectMeta, parse_key};
+use super::{ChunkStream, ObjectMeta};
 use crate::error::{BoxError, Error, Result};
-
-/// Region used when the environment names none (S3 listing needs one).
-const FALLBACK_REGION: &str = "us-east-1";
 
 /// Builds an S3 client from the standard AWS configuration chain.
 pub async fn client_from_env() -> Client {
-    let conf = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    let mut builder = aws_sdk_s3::config::Builder::from(&conf);
-    if conf.region().is_none() {
-        builder = builder.region(Region::new(FALLBACK_REGION));
-    }
-    if conf.endpoint_url().is_some() {
-        builder = builder.force_path_style(true);
-    }
-    Client::from_conf(builder.build())
+    crate::aws::s3_client(&crate::aws::load().await)
 }
 
 /// `s3://bucket/key`.
@@ -56,12 +43,11 @@ pub async fn list(client: &Client, bucket: &str, prefix: &str) -> Result<Vec<Obj
             if key.ends_with('/') {
                 continue;
             }
-            out.push(ObjectMeta {
-                uri: uri(bucket, key),
-                size: obj.size().unwrap_or(0).max(0) as u64,
-                etag: obj.e_tag().map(|e| e.trim_matches('"').to_string()),
-                info: parse_key(key),
-            });
+            out.push(ObjectMeta::new(
+                uri(bucket, key),
+                obj.size().unwrap_or(0).max(0) as u64,
+                obj.e_tag().map(|e| e.trim_matches('"').to_string()),
+            ));
         }
     }
     Ok(out)

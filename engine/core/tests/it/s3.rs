@@ -10,7 +10,7 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::Duration;
 use flowlens_engine::pipeline::CountingSink;
-use flowlens_engine::source::{Location, ObjectMeta, parse_key};
+use flowlens_engine::source::{Location, ObjectMeta};
 use flowlens_engine::{Progress, ScanOptions, ScanReport, Scanner};
 use futures::StreamExt;
 
@@ -161,12 +161,7 @@ async fn s3_prefix_gz_parquet_and_pagination() {
         .unwrap();
     listed.truncate(3);
     let missing_key = "many/AWSLogs/123456789012/vpcflowlogs/us-east-1/2025/06/02/gone.log";
-    listed.push(ObjectMeta {
-        uri: format!("s3://{b}/{missing_key}"),
-        size: 10,
-        etag: None,
-        info: parse_key(missing_key),
-    });
+    listed.push(ObjectMeta::new(format!("s3://{b}/{missing_key}"), 10, None));
     let r = scanner
         .read_objects(
             listed,
