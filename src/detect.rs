@@ -22,13 +22,12 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     }
 }
 
-/// Writes one ASFF finding per line; every finding is validated first.
-pub fn write_asff(path: &Path, findings: &[Finding]) -> anyhow::Result<()> {
+/// Writes one ASFF finding per line (rendered for `ctx`'s account and region, now);
+/// every finding is validated first.
+pub fn write_asff(path: &Path, findings: &[Finding], ctx: &AsffContext) -> anyhow::Result<()> {
     let ctx = AsffContext {
-        account_id: std::env::var("AWS_ACCOUNT_ID").unwrap_or_else(|_| "000000000000".into()),
-        region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
-        partition: "aws".into(),
         now: chrono::Utc::now(),
+        ..ctx.clone()
     };
     let mut out = std::io::BufWriter::new(
         std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?,

@@ -122,12 +122,16 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         if let Some(t) = ticker {
             t.abort();
         }
-        anyhow::Ok((result?, job.config().detectors.clone()))
+        anyhow::Ok((
+            result?,
+            job.config().detectors.clone(),
+            job.asff_context().clone(),
+        ))
     });
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let (outcome, detectors) = outcome?;
+    let (outcome, detectors, asff_ctx) = outcome?;
     let report = &outcome.report;
     let findings = &outcome.findings;
     let enabled = flowlens_detectors::Registry::new(detectors).enabled();
@@ -138,7 +142,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if let Some(path) = &args.out {
-        crate::detect::write_asff(path, findings)?;
+        crate::detect::write_asff(path, findings, &asff_ctx)?;
     }
     if let Some(path) = &args.report {
         let json = serde_json::to_string_pretty(report)?;

@@ -52,7 +52,8 @@ pub struct JobArgs {
     /// nothing and save no state.
     #[arg(long)]
     pub dry_run: bool,
-    /// The account findings are imported into (default: the caller's, from STS).
+    /// The account findings are rendered and imported for (default: the caller's, from
+    /// STS, with --security-hub; otherwise $AWS_ACCOUNT_ID or 000000000000).
     #[arg(long, env = "FLOWLENS_ACCOUNT_ID", value_name = "ID")]
     pub account_id: Option<String>,
 }

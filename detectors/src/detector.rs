@@ -11,6 +11,10 @@ use crate::{Error, Result, prepare};
 
 /// A streaming, columnar detector.
 ///
+/// The trait lives here rather than in `flowlens-model` (where `../shared/STYLE.md`
+/// suggests it): it takes prepared polars frames, and the model crate — the leaf every
+/// crate depends on, the Lambda and the TUI included — stays free of polars.
+///
 /// Detectors never do IO and never read the clock: time arrives as a watermark, input
 /// as prepared polars frames ([`crate::prepare`]), and state leaves as JSON.
 ///

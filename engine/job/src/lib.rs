@@ -199,6 +199,12 @@ impl Job {
         &self.config
     }
 
+    /// Where findings are rendered for (account, region, partition); `now` is set by
+    /// each run.
+    pub fn asff_context(&self) -> &AsffContext {
+        &self.asff
+    }
+
     pub fn store(&self) -> Option<&StateStore> {
         self.store.as_ref()
     }
