@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
     BeforeTransmitInterceptorContextRef,
 };
+use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
@@ -42,7 +42,7 @@ fn creds() -> Credentials {
     Credentials::new("testing", "testing", None, None, "test")
 }
 
-fn s3(interceptor: Option<Box<dyn Intercept>>) -> aws_sdk_s3::Client {
+fn s3(interceptor: Option<SharedInterceptor>) -> aws_sdk_s3::Client {
     let mut b = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint())
@@ -50,63 +50,23 @@ fn s3(interceptor: Option<Box<dyn Intercept>>) -> aws_sdk_s3::Client {
         .credentials_provider(creds())
         .force_path_style(true);
     if let Some(i) = interceptor {
-        b.push_interceptor(
-            aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(BoxedIntercept(i)),
-        );
+        b.push_interceptor(i);
     }
     aws_sdk_s3::Client::from_conf(b.build())
 }
 
 /// Security Hub in `region` (the emulator keeps one hub per region: tests that compare
 /// runs use one region each).
-fn hub_client(
-    region: &str,
-    interceptor: Option<Box<dyn Intercept>>,
-) -> aws_sdk_securityhub::Client {
+fn hub_client(region: &str, interceptor: Option<SharedInterceptor>) -> aws_sdk_securityhub::Client {
     let mut b = aws_sdk_securityhub::Config::builder()
         .behavior_version(aws_sdk_securityhub::config::BehaviorVersion::latest())
         .endpoint_url(endpoint())
         .region(aws_sdk_securityhub::config::Region::new(region.to_string()))
         .credentials_provider(creds());
     if let Some(i) = interceptor {
-        b.push_interceptor(
-            aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(BoxedIntercept(i)),
-        );
+        b.push_interceptor(i);
     }
     aws_sdk_securityhub::Client::from_conf(b.build())
-}
-
-#[derive(Debug)]
-struct BoxedIntercept(Box<dyn Intercept>);
-
-impl Intercept for BoxedIntercept {
-    fn name(&self) -> &'static str {
-        self.0.name()
-    }
-    fn read_before_transmit(
-        &self,
-        ctx: &BeforeTransmitInterceptorContextRef<'_>,
-        rc: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.0.read_before_transmit(ctx, rc, cfg)
-    }
-    fn modify_before_transmit(
-        &self,
-        ctx: &mut BeforeTransmitInterceptorContextMut<'_>,
-        rc: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.0.modify_before_transmit(ctx, rc, cfg)
-    }
-    fn modify_before_deserialization(
-        &self,
-        ctx: &mut BeforeDeserializationInterceptorContextMut<'_>,
-        rc: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.0.modify_before_deserialization(ctx, rc, cfg)
-    }
 }
 
 /// Fails every request whose method and path match (a GetObject of one key, the
@@ -312,8 +272,8 @@ fn job(
     setup: &Setup,
     state_prefix: &str,
     region: &str,
-    s3_interceptor: Option<Box<dyn Intercept>>,
-    hub_interceptor: Option<Box<dyn Intercept>>,
+    s3_interceptor: Option<SharedInterceptor>,
+    hub_interceptor: Option<SharedInterceptor>,
 ) -> Job {
     let client = s3(s3_interceptor);
     let config = JobConfig {
@@ -432,7 +392,7 @@ async fn killed_runs_leave_security_hub_as_an_uninterrupted_run() {
         &setup,
         "killed-saving",
         region,
-        Some(Box::new(FailRequests {
+        Some(SharedInterceptor::new(FailRequests {
             method: "PUT",
             path_contains: "killed-saving/flowlens-state.json".into(),
             hits: Arc::clone(&hits),
@@ -486,7 +446,7 @@ async fn refused_findings_are_retried_then_kept_for_the_next_run() {
         "transient",
         region,
         None,
-        Some(Box::new(RefuseFindings {
+        Some(SharedInterceptor::new(RefuseFindings {
             ids: transient,
             code: "InternalException",
             times: 1,
@@ -511,7 +471,7 @@ async fn refused_findings_are_retried_then_kept_for_the_next_run() {
         "persistent",
         region,
         None,
-        Some(Box::new(RefuseFindings {
+        Some(SharedInterceptor::new(RefuseFindings {
             ids: stuck,
             code: "InternalException",
             times: u32::MAX,
@@ -547,7 +507,7 @@ async fn a_failing_get_object_is_reported_and_retried_next_run() {
         &setup,
         "state",
         region,
-        Some(Box::new(FailRequests {
+        Some(SharedInterceptor::new(FailRequests {
             method: "GET",
             path_contains: victim.clone(),
             hits: Arc::clone(&hits),
