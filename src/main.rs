@@ -4,8 +4,10 @@
 //! Exit codes: 0 success; 1 the run failed; 2 bad arguments; 3 `--strict` and some
 //! records were malformed or some objects could not be read.
 
+mod archive;
 mod detect;
 mod scan;
+mod sql;
 mod watch;
 mod wire;
 
@@ -33,6 +35,12 @@ enum Command {
     /// Poll the sources every --interval and run the incremental job (a Fargate
     /// service); stops gracefully on SIGTERM.
     Watch(watch::WatchArgs),
+    /// Decode log objects into a partitioned zstd parquet archive (and merge findings
+    /// into its `findings` table); idempotent.
+    Archive(archive::ArchiveArgs),
+    /// SQL over the archive (tables flows, waf, findings): a query, a saved query
+    /// (--query NAME; --list shows them) or an interactive prompt; read-only.
+    Sql(sql::SqlArgs),
     /// Write realistic sample logs in AWS's S3 layout.
     Generate(GenerateArgs),
 }
@@ -101,6 +109,8 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Generate(args) => generate(args),
+        Command::Archive(args) => archive::run(args),
+        Command::Sql(args) => sql::run(args),
     };
     match result {
         Ok(code) => code,

@@ -44,8 +44,6 @@ impl Merge for State {
     }
 }
 
-/// Bytes per GB as AWS bills data transfer.
-const GB: f64 = 1_073_741_824.0;
 const MONTH_SECS: f64 = 30.0 * 86_400.0;
 
 pub struct CrossAz {
@@ -83,7 +81,7 @@ impl CrossAz {
     }
 
     fn usd(&self, bytes: u64) -> f64 {
-        bytes as f64 / GB * self.cfg.usd_per_gb * 2.0
+        crate::net::cross_az_usd(bytes as f64, self.cfg.usd_per_gb)
     }
 
     fn judge_window(&self, window: i64, talk: &Talk) -> Vec<Finding> {

@@ -16,7 +16,7 @@
 pub mod config;
 pub mod detector;
 pub mod frame;
-pub mod net;
+pub use flowlens_model::net;
 pub mod prepare;
 pub mod stats;
 

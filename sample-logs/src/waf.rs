@@ -271,6 +271,33 @@ pub fn request(rng: &mut SmallRng, kind: Kind, client_ip: &str, ts_ms: u64) -> S
             }
         };
     let labels: Vec<Value> = labels.iter().map(|l| json!({"name": l})).collect();
+    // Some browsing arrives through a proxy (X-Forwarded-For), matches a rule kept in
+    // COUNT mode, or matches a managed rule excluded from blocking: what the WAF saved
+    // queries count. Chosen from the request id, so no random draw changes.
+    let pick = request_id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+    let mut hdrs = hdrs;
+    let mut groups = groups;
+    let mut counted = json!([]);
+    if matches!(kind, Kind::Browse) {
+        if pick % 5 == 0 {
+            hdrs.push(("X-Forwarded-For", format!("198.51.100.{}", pick % 40 + 1)));
+        }
+        if pick % 9 == 1 {
+            counted =
+                json!([{"ruleId": "count-odd-referer", "action": "COUNT", "ruleMatchDetails": []}]);
+        }
+        if pick % 11 == 2 {
+            groups = json!([{
+                "ruleGroupId": "AWS#AWSManagedRulesCommonRuleSet",
+                "terminatingRule": null,
+                "nonTerminatingMatchingRules": [],
+                "excludedRules": [{"exclusionType": "EXCLUDED_AS_COUNT", "ruleId": if pick % 2 == 0 { "SizeRestrictions_BODY" } else { "CrossSiteScripting_BODY" }}],
+                "customerConfig": null
+            }]);
+        }
+    }
     let rec = json!({
         "timestamp": ts_ms,
         "formatVersion": 1,
@@ -283,7 +310,7 @@ pub fn request(rng: &mut SmallRng, kind: Kind, client_ip: &str, ts_ms: u64) -> S
         "httpSourceId": format!("{ACCOUNT}-app/prod-alb/0123456789abcdef"),
         "ruleGroupList": groups,
         "rateBasedRuleList": rate,
-        "nonTerminatingMatchingRules": [],
+        "nonTerminatingMatchingRules": counted,
         "requestHeadersInserted": null,
         "responseCodeSent": null,
         "httpRequest": {

@@ -1,5 +1,7 @@
 //! The `flowlens` binary as users run it (one test binary for the root package).
 
+mod archive_sql;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -150,4 +152,188 @@ fn watch_without_state_is_refused() {
     let out = flowlens().arg("watch").arg(samples()).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--state"));
+}
+
+#[test]
+fn archive_then_sql_on_the_bundled_samples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("archive");
+    let findings = tmp.path().join("findings.jsonl");
+    ok(&flowlens()
+        .args(["scan", "--quiet", "--out"])
+        .arg(&findings)
+        .arg(samples())
+        .output()
+        .unwrap());
+    let (_, stderr) = ok(&flowlens()
+        .arg("archive")
+        .arg(samples())
+        .arg("--to")
+        .arg(&data)
+        .arg("--findings")
+        .arg(&findings)
+        .output()
+        .unwrap());
+    assert!(stderr.contains("96 objects archived"), "{stderr}");
+    assert!(stderr.contains("10048 flow records and"), "{stderr}");
+    let (_, again) = ok(&flowlens()
+        .arg("archive")
+        .arg(samples())
+        .arg("--to")
+        .arg(&data)
+        .output()
+        .unwrap());
+    assert!(
+        again.contains("0 objects archived (96 already archived"),
+        "{again}"
+    );
+
+    let sql = |args: &[&str]| {
+        let mut c = flowlens();
+        c.arg("sql").arg("--data").arg(&data).args(args);
+        c.output().unwrap()
+    };
+    let (out, _) = ok(&sql(&[
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM flows",
+    ]));
+    assert_eq!(out, "n\n10048\n");
+    let (out, _) = ok(&sql(&[
+        "--query",
+        "TopTalkers",
+        "--param",
+        "limit=3",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(out.lines().all(|l| l.starts_with("{\"srcaddr\":")), "{out}");
+    let (out, _) = ok(&sql(&["-q", "FindingsByDetector"]));
+    for d in [
+        "exfiltration-spike",
+        "lateral-movement",
+        "cross-az-cost",
+        "scraping-bot",
+        "public-exposure",
+    ] {
+        assert!(out.contains(d), "{d} missing:\n{out}");
+    }
+    // A script on stdin, several statements.
+    let mut child = flowlens()
+        .args(["sql", "--format", "csv", "--data"])
+        .arg(&data)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        b"SELECT 1 AS a; -- one\nSELECT 'x;y' AS b;",
+    )
+    .unwrap();
+    let (out, _) = ok(&child.wait_with_output().unwrap());
+    assert_eq!(out, "a\n1\nb\nx;y\n");
+
+    // Refused and wrong queries: exit 2 with the reason and the position.
+    let out = sql(&["DELETE FROM flows"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read-only"));
+    let out = sql(&["SELECT nosuch FROM flows"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("line 1, column 8") && err.contains('^'),
+        "{err}"
+    );
+    let (list, _) = ok(&flowlens().args(["sql", "--list"]).output().unwrap());
+    for name in [
+        "TopTalkers",
+        "TrafficFrmSrcAddr",
+        "WafRequestsPerIp5Min",
+        "CrossAzByPair",
+    ] {
+        assert!(list.contains(name), "{list}");
+    }
+}
+
+#[test]
+fn archiving_into_a_source_folder_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = flowlens()
+        .arg("archive")
+        .arg(tmp.path())
+        .arg("--to")
+        .arg(tmp.path().join("archive"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("outside the sources"));
+}
+
+#[test]
+#[ignore = "needs the local AWS emulator (moto): run .ci/run, or start `moto_server` and set FLOWLENS_TEST_S3_ENDPOINT"]
+fn archive_to_s3_and_query_it_there() {
+    let endpoint = std::env::var("FLOWLENS_TEST_S3_ENDPOINT").expect("FLOWLENS_TEST_S3_ENDPOINT");
+    let bucket = format!("archive-{}", std::process::id());
+    let aws = |c: &mut Command| {
+        c.env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AWS_SESSION_TOKEN");
+    };
+    // Create the bucket through the S3 API the way a user would (PUT /bucket).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .endpoint_url(&endpoint)
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
+    });
+    let to = format!("s3://{bucket}/archive");
+    for expect in [
+        "96 objects archived",
+        "0 objects archived (96 already archived",
+    ] {
+        let mut c = flowlens();
+        c.arg("archive").arg(samples()).arg("--to").arg(&to);
+        aws(&mut c);
+        let (_, stderr) = ok(&c.output().unwrap());
+        assert!(stderr.contains(expect), "{stderr}");
+    }
+    let mut c = flowlens();
+    c.args(["sql", "--format", "csv", "--data", &to]).arg(
+        "SELECT count(*) AS n, count(DISTINCT hour) AS hours FROM flows WHERE date = '2025-06-02'",
+    );
+    aws(&mut c);
+    let (out, _) = ok(&c.output().unwrap());
+    assert_eq!(out, "n,hours\n10048,2\n");
+    let mut c = flowlens();
+    c.args([
+        "sql",
+        "--format",
+        "csv",
+        "--data",
+        &to,
+        "-q",
+        "WafBlocksByCountry",
+    ]);
+    aws(&mut c);
+    let (out, _) = ok(&c.output().unwrap());
+    assert!(
+        out.starts_with("country,blocked,clients\n") && out.lines().count() > 2,
+        "{out}"
+    );
 }

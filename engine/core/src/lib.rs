@@ -10,6 +10,7 @@
 //! - [`pipeline`]: bounded-concurrency scanning that feeds a [`pipeline::BatchSink`].
 //! - [`report`]: the run report automation reads.
 
+pub mod archive;
 pub mod aws;
 pub mod decode;
 pub mod error;

@@ -198,8 +198,9 @@ impl Finding {
     }
 }
 
-/// FNV-1a, 64-bit, from a given basis: stable across platforms and releases.
-fn fnv1a(basis: u64, parts: &[&str]) -> u64 {
+/// FNV-1a, 64-bit, from a given basis (each part followed by a 0xff separator):
+/// stable across platforms and releases.
+pub fn fnv1a(basis: u64, parts: &[&str]) -> u64 {
     let mut h = basis;
     for part in parts {
         for b in part.bytes().chain([0xff]) {

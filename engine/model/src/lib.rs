@@ -4,12 +4,16 @@
 //! One owner per schema: [`flows`] for VPC Flow Logs, [`waf`] for AWS WAF logs.
 //! Strings are `Utf8View`, which polars and DataFusion take without copying.
 
+pub mod archive;
 pub mod finding;
 pub mod flows;
+pub mod net;
 pub mod waf;
 
 /// The kind of log a record, object or batch holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum LogKind {
     /// VPC Flow Logs (`flows` table).

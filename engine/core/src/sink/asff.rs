@@ -134,6 +134,17 @@ pub fn render_update(f: &Finding, ctx: &AsffContext, created_at: DateTime<Utc>) 
     if account != ctx.account_id {
         put("flowlens/log_account".into(), account.clone());
     }
+    // The subject, `<kind>/<value>` (what the findings table's `entity` columns hold).
+    if let Some(e) = f
+        .entities
+        .iter()
+        .find(|e| e.role == flowlens_model::finding::EntityRole::Subject)
+    {
+        put(
+            "flowlens/subject".into(),
+            format!("{}/{}", kind_name(e.kind), e.value),
+        );
+    }
     put("flowlens/window_start".into(), unix(f.window_start));
     put("flowlens/window_end".into(), unix(f.window_end));
     // Evidence: as many whole rows as fit in one field value (JSON, built once).

@@ -207,6 +207,29 @@ impl CidrSet {
     }
 }
 
+/// Ordered by text (config maps keyed by CIDR serialize in a stable order).
+impl PartialOrd for Cidr {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Cidr {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.to_string().cmp(&other.to_string())
+    }
+}
+
+/// Bytes per GB as AWS bills data transfer (GiB).
+pub const BYTES_PER_GB: f64 = 1_073_741_824.0;
+
+/// What `bytes` crossing Availability Zones cost at `usd_per_gb` charged in each
+/// direction (the sender pays data out, the receiver data in): the one price formula
+/// of the cross-AZ detector and the SQL `cross_az_cost` function.
+pub fn cross_az_usd(bytes: f64, usd_per_gb: f64) -> f64 {
+    bytes / BYTES_PER_GB * usd_per_gb * 2.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,334 @@
+//! A DataFusion session over one archive: the `flows`, `waf` and `findings` tables with
+//! their hive partitions, the analyst functions, and read-only query execution.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use flowlens_model::LogKind;
+use flowlens_model::archive::{FINDINGS_TABLE, findings_schema, part};
+
+use crate::error::{Position, QueryError, Result, parse_position};
+
+/// How to reach S3 (credentials come from the environment: `AWS_ACCESS_KEY_ID`, ...,
+/// the ECS container or the EC2 instance role).
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// A custom endpoint (an S3-compatible store or a local emulator).
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+}
+
+impl S3Options {
+    /// From `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` and `AWS_REGION` /
+    /// `AWS_DEFAULT_REGION`.
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        S3Options {
+            endpoint: var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL")),
+            region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
+        }
+    }
+}
+
+/// The tables of the archive, with their file schemas and partition keys.
+pub fn tables() -> Vec<(&'static str, SchemaRef, &'static [&'static str])> {
+    vec![
+        (
+            LogKind::Flows.table(),
+            LogKind::Flows.schema(),
+            &part::LOG_KEYS,
+        ),
+        (LogKind::Waf.table(), LogKind::Waf.schema(), &part::LOG_KEYS),
+        (FINDINGS_TABLE, findings_schema(), &part::FINDING_KEYS),
+    ]
+}
+
+/// An open archive.
+pub struct Archive {
+    ctx: SessionContext,
+    location: String,
+}
+
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archive")
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+/// The first keyword of a statement, comments and whitespace skipped, uppercased.
+fn first_keyword(sql: &str) -> String {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start();
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            break;
+        }
+    }
+    rest.trim_start_matches('(')
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic() || *c == '_')
+        .collect::<String>()
+        .to_ascii_uppercase()
+}
+
+/// Statements that write, change the session or run something: refused before they
+/// reach the planner (which refuses them too), so the message says why. Anything else
+/// goes to the parser, which points at a typo.
+const WRITE_STATEMENTS: &[&str] = &[
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "MERGE",
+    "UPSERT",
+    "REPLACE",
+    "CREATE",
+    "DROP",
+    "ALTER",
+    "TRUNCATE",
+    "COPY",
+    "UNLOAD",
+    "SET",
+    "RESET",
+    "PREPARE",
+    "EXECUTE",
+    "DEALLOCATE",
+    "ATTACH",
+    "DETACH",
+    "LOAD",
+    "INSTALL",
+    "GRANT",
+    "REVOKE",
+    "USE",
+    "BEGIN",
+    "START",
+    "COMMIT",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "CALL",
+    "VACUUM",
+    "ANALYZE",
+    "OPTIMIZE",
+    "MSCK",
+    "CACHE",
+    "UNCACHE",
+    "DECLARE",
+    "FETCH",
+    "CLOSE",
+    "LISTEN",
+    "NOTIFY",
+    "LOCK",
+    "KILL",
+    "PRAGMA",
+];
+
+fn classify(e: DataFusionError) -> QueryError {
+    // A diagnostic with a span (the planner's errors about columns, tables, types).
+    let spanned = e.iter().find_map(|e| {
+        e.diagnostic()
+            .and_then(|d| d.span.map(|s| (d.message.clone(), s)))
+    });
+    let root = e.find_root().to_string();
+    let mut message = root
+        .strip_prefix("Error during planning: ")
+        .or_else(|| root.strip_prefix("SQL error: "))
+        .unwrap_or(&root)
+        .to_string();
+    if let Some(inner) = message
+        .strip_prefix("ParserError(\"")
+        .and_then(|m| m.strip_suffix("\")"))
+    {
+        message = format!("syntax error: {}", inner.replace("\\\"", "\""));
+    }
+    let parsed = parse_position(&message);
+    if let Some(i) = message.find(" at Line: ") {
+        message.truncate(i);
+    }
+    if let Some((_, span)) = spanned {
+        return QueryError::Invalid {
+            message,
+            position: Some(Position {
+                line: span.start.line,
+                column: span.start.column,
+            }),
+        };
+    }
+    if let Some(p) = parsed {
+        return QueryError::Invalid {
+            message,
+            position: Some(p),
+        };
+    }
+    if message.contains("not supported:")
+        && (message.starts_with("DDL")
+            || message.starts_with("DML")
+            || message.starts_with("Statement"))
+    {
+        return QueryError::ReadOnly {
+            statement: message
+                .split_whitespace()
+                .next()
+                .unwrap_or("this")
+                .to_string(),
+        };
+    }
+    match e.find_root() {
+        DataFusionError::Plan(_)
+        | DataFusionError::SQL(..)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::NotImplemented(_) => QueryError::Invalid {
+            message,
+            position: None,
+        },
+        _ => QueryError::DataFusion(e),
+    }
+}
+
+impl Archive {
+    /// Opens the archive at `location` (a folder or `s3://bucket/prefix`), with
+    /// `threads` execution threads (0: one per core).
+    ///
+    /// # Errors
+    /// The location is not a valid URL or path, or S3 could not be configured.
+    pub async fn open(location: &str, s3: &S3Options, threads: usize) -> Result<Self> {
+        let mut config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("flowlens", "archive");
+        if threads > 0 {
+            config = config.with_target_partitions(threads);
+        }
+        config.options_mut().sql_parser.collect_spans = true;
+        config.options_mut().sql_parser.enable_ident_normalization = true;
+        let ctx = SessionContext::new_with_config(config);
+        for f in crate::udf::all() {
+            ctx.register_udf(f);
+        }
+        let bad = |reason: String| QueryError::Archive {
+            location: location.to_string(),
+            reason,
+        };
+        let root = if let Some(rest) = location.strip_prefix("s3://") {
+            let bucket = rest.split('/').next().unwrap_or_default();
+            if bucket.is_empty() {
+                return Err(bad("no bucket name".into()));
+            }
+            let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+            if let Some(ep) = &s3.endpoint {
+                b = b
+                    .with_endpoint(ep)
+                    .with_allow_http(ep.starts_with("http://"))
+                    .with_virtual_hosted_style_request(false);
+            }
+            if let Some(r) = &s3.region {
+                b = b.with_region(r);
+            }
+            let store = b.build().map_err(|e| bad(e.to_string()))?;
+            let url = url::Url::parse(&format!("s3://{bucket}")).map_err(|e| bad(e.to_string()))?;
+            ctx.register_object_store(&url, Arc::new(store));
+            format!("{}/", location.trim_end_matches('/'))
+        } else {
+            let dir = std::path::Path::new(location);
+            if !dir.is_dir() {
+                return Err(bad(
+                    "no such folder (write one with `flowlens archive SOURCE --to DIR`)".into(),
+                ));
+            }
+            let abs = dir.canonicalize().map_err(|e| bad(e.to_string()))?;
+            format!("{}/", abs.display())
+        };
+        for (name, schema, keys) in tables() {
+            let dir = format!("{root}{}={name}/", part::KIND);
+            let partition_cols: Vec<(String, DataType)> = keys
+                .iter()
+                .map(|k| (k.to_string(), DataType::Utf8))
+                .collect();
+            let local_missing = !dir.starts_with("s3://") && !std::path::Path::new(&dir).is_dir();
+            if local_missing {
+                // No such table yet: an empty one with the same columns, so saved
+                // queries run (and return nothing) instead of failing.
+                let mut fields: Vec<Field> =
+                    schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+                fields.extend(keys.iter().map(|k| Field::new(*k, DataType::Utf8, false)));
+                let table = MemTable::try_new(Arc::new(Schema::new(fields)), vec![vec![]])?;
+                ctx.register_table(name, Arc::new(table))?;
+                continue;
+            }
+            let url = ListingTableUrl::parse(&dir)?;
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet")
+                .with_table_partition_cols(partition_cols);
+            let config = ListingTableConfig::new(url)
+                .with_listing_options(options)
+                .with_schema(schema);
+            ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
+        }
+        Ok(Archive {
+            ctx,
+            location: location.to_string(),
+        })
+    }
+
+    /// The archive's location, as opened.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The DataFusion session (for callers that stream results themselves).
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Plans `sql` after refusing anything but a read: DDL, DML, COPY and `SET`.
+    ///
+    /// # Errors
+    /// [`QueryError::ReadOnly`], or [`QueryError::Invalid`] with the position.
+    pub async fn plan(&self, sql: &str) -> Result<datafusion::dataframe::DataFrame> {
+        let kw = first_keyword(sql);
+        if WRITE_STATEMENTS.contains(&kw.as_str()) {
+            return Err(QueryError::ReadOnly { statement: kw });
+        }
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        self.ctx
+            .sql_with_options(sql, options)
+            .await
+            .map_err(classify)
+    }
+
+    /// Runs `sql` and collects the result.
+    ///
+    /// # Errors
+    /// As [`Archive::plan`]; reading the archive failed.
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        self.plan(sql).await?.collect().await.map_err(classify)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_keyword_skips_comments() {
+        assert_eq!(first_keyword("-- name: x\n-- y\n  select 1"), "SELECT");
+        assert_eq!(first_keyword("/* a */ (SELECT 1)"), "SELECT");
+        assert_eq!(first_keyword("insert into flows values (1)"), "INSERT");
+        assert_eq!(first_keyword("COPY flows TO 'x'"), "COPY");
+        assert_eq!(first_keyword(""), "");
+    }
+}
