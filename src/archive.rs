@@ -9,9 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use flowlens_engine::archive::{self, ArchiveStore};
 use flowlens_engine::decode::object::DecodeOptions;
-use flowlens_engine::decode::vpc_text::Format;
 use flowlens_engine::report::ReportedError;
-use flowlens_engine::source::Location;
 use flowlens_engine::{Progress, ScanOptions, Scanner, aws};
 
 #[derive(Debug, clap::Args)]
@@ -46,17 +44,8 @@ pub struct ArchiveArgs {
 
 pub fn run(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let flow_format = args
-        .flow_format
-        .as_deref()
-        .map(Format::parse)
-        .transpose()
-        .context("--flow-format")?;
-    let sources = args
-        .sources
-        .iter()
-        .map(|s| Location::parse(s))
-        .collect::<Result<Vec<_>, _>>()?;
+    let flow_format = crate::wire::flow_format(args.flow_format.as_deref())?;
+    let sources = crate::wire::locations(&args.sources)?;
     let needs_aws =
         args.to.starts_with("s3://") || args.sources.iter().any(|s| s.starts_with("s3://"));
     let (outcome, findings, finding_errors) = runtime.block_on(async {

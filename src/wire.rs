@@ -58,6 +58,19 @@ pub struct JobArgs {
     pub account_id: Option<String>,
 }
 
+/// `--flow-format`, parsed.
+pub fn flow_format(arg: Option<&str>) -> anyhow::Result<Option<Format>> {
+    arg.map(Format::parse).transpose().context("--flow-format")
+}
+
+/// The SOURCE arguments as locations.
+pub fn locations(sources: &[String]) -> anyhow::Result<Vec<Location>> {
+    Ok(sources
+        .iter()
+        .map(|s| Location::parse(s))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 /// A duration argument in seconds.
 pub fn duration_secs(s: &str) -> anyhow::Result<i64> {
     Ok(flowlens_engine::time::parse_duration(s)
@@ -91,17 +104,8 @@ impl JobArgs {
         {
             anyhow::bail!("--since must be before --until");
         }
-        let flow_format = self
-            .flow_format
-            .as_deref()
-            .map(Format::parse)
-            .transpose()
-            .context("--flow-format")?;
-        let sources = self
-            .sources
-            .iter()
-            .map(|s| Location::parse(s))
-            .collect::<Result<Vec<_>, _>>()?;
+        let flow_format = flow_format(self.flow_format.as_deref())?;
+        let sources = locations(&self.sources)?;
         let config = JobConfig {
             sources,
             scan: ScanOptions {
