@@ -8,6 +8,7 @@ mod archive;
 mod detect;
 mod scan;
 mod sql;
+mod tui;
 mod watch;
 mod wire;
 
@@ -41,6 +42,9 @@ enum Command {
     /// SQL over the archive (tables flows, waf, findings): a query, a saved query
     /// (--query NAME; --list shows them) or an interactive prompt; read-only.
     Sql(sql::SqlArgs),
+    /// The analyst terminal UI: findings, evidence, pivots into the archive, cost and
+    /// WAF boards, SQL console.
+    Tui(tui::TuiArgs),
     /// Write realistic sample logs in AWS's S3 layout.
     Generate(GenerateArgs),
 }
@@ -111,6 +115,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate(args),
         Command::Archive(args) => archive::run(args),
         Command::Sql(args) => sql::run(args),
+        Command::Tui(args) => tui::run(args),
     };
     match result {
         Ok(code) => code,

@@ -15,4 +15,4 @@ pub mod udf;
 
 pub use error::{QueryError, Result};
 pub use saved::SavedQuery;
-pub use session::{Archive, S3Options};
+pub use session::{Archive, S3Options, read_uri};

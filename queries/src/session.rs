@@ -38,6 +38,48 @@ impl S3Options {
     }
 }
 
+/// An object store for one bucket (credentials from the environment).
+fn s3_store(
+    bucket: &str,
+    s3: &S3Options,
+) -> object_store::Result<object_store::aws::AmazonS3> {
+    let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some(ep) = &s3.endpoint {
+        b = b
+            .with_endpoint(ep)
+            .with_allow_http(ep.starts_with("http://"))
+            .with_virtual_hosted_style_request(false);
+    }
+    if let Some(r) = &s3.region {
+        b = b.with_region(r);
+    }
+    b.build()
+}
+
+/// Reads a whole object: a local path or `s3://bucket/key` (a findings file, say).
+///
+/// # Errors
+/// It cannot be read.
+pub async fn read_uri(uri: &str, s3: &S3Options) -> Result<Vec<u8>> {
+    let bad = |reason: String| QueryError::Archive {
+        location: uri.to_string(),
+        reason,
+    };
+    match uri.strip_prefix("s3://") {
+        Some(rest) => {
+            let (bucket, key) = rest.split_once('/').ok_or_else(|| bad("no key".into()))?;
+            use object_store::ObjectStoreExt as _;
+            let store = s3_store(bucket, s3).map_err(|e| bad(e.to_string()))?;
+            let got = store
+                .get(&object_store::path::Path::from(key))
+                .await
+                .map_err(|e| bad(e.to_string()))?;
+            Ok(got.bytes().await.map_err(|e| bad(e.to_string()))?.to_vec())
+        }
+        None => tokio::fs::read(uri).await.map_err(|e| bad(e.to_string())),
+    }
+}
+
 /// The tables of the archive, with their file schemas and partition keys.
 pub fn tables() -> Vec<(&'static str, SchemaRef, &'static [&'static str])> {
     vec![
@@ -225,17 +267,7 @@ impl Archive {
             if bucket.is_empty() {
                 return Err(bad("no bucket name".into()));
             }
-            let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
-            if let Some(ep) = &s3.endpoint {
-                b = b
-                    .with_endpoint(ep)
-                    .with_allow_http(ep.starts_with("http://"))
-                    .with_virtual_hosted_style_request(false);
-            }
-            if let Some(r) = &s3.region {
-                b = b.with_region(r);
-            }
-            let store = b.build().map_err(|e| bad(e.to_string()))?;
+            let store = s3_store(bucket, s3).map_err(|e| bad(e.to_string()))?;
             let url = url::Url::parse(&format!("s3://{bucket}")).map_err(|e| bad(e.to_string()))?;
             ctx.register_object_store(&url, Arc::new(store));
             format!("{}/", location.trim_end_matches('/'))
