@@ -31,6 +31,7 @@ pub enum Tag {
     Pivot,
     Timeline,
     Costs,
+    CostPairs,
     WafClients,
     WafFingerprints,
     Sql,
@@ -110,18 +111,30 @@ pub struct App {
     pub has_archive: bool,
     pub pivot: Load<Grid>,
     pub timeline: Load<Grid>,
+    /// Dollars by AZ pair, and the top talker pairs.
     pub costs: Load<Grid>,
+    pub cost_pairs: Load<Grid>,
     pub waf_clients: Load<Grid>,
     pub waf_fingerprints: Load<Grid>,
     pub sql_input: String,
     pub sql_result: Load<Grid>,
     /// Scroll offset of the current screen's body.
     pub scroll: usize,
+    /// First column shown of a result table (Left/Right, h/l).
+    pub hscroll: usize,
+    /// Timeline bars on a logarithmic scale (`L`): a spike does not flatten the baseline.
+    pub log_scale: bool,
     /// One line for the status bar.
     pub status: String,
     /// The finding the pivot and timeline were loaded for.
     pub focus: Option<usize>,
+    /// First row of the findings list on screen (kept by drawing, which knows the
+    /// height, so the cursor only scrolls the list at its edges).
+    pub list_offset: std::cell::Cell<usize>,
 }
+
+const NO_SUBJECT: &str =
+    "this finding names no address, interface or fingerprint to look up in the archive";
 
 /// `'...'` with quotes doubled: a log value as a SQL string literal.
 pub fn lit(s: &str) -> String {
@@ -139,54 +152,123 @@ pub fn is_waf(f: &FindingView) -> bool {
     f.detector == "scraping-bot"
 }
 
-/// The archive rows behind a finding: its entity's flows (or requests) in its window.
-pub fn pivot_sql(f: &FindingView) -> String {
-    let e = lit(&f.entity);
-    let (d0, d1) = (date(f.window_start - 3600), date(f.window_end + 3600));
-    if is_waf(f) {
-        format!(
-            "SELECT \"timestamp\", client_ip, country, http_method, uri, action, terminating_rule_id, user_agent, ja4_fingerprint \
-             FROM waf WHERE (client_ip = {e} OR ja4_fingerprint = {e} OR ja3_fingerprint = {e} OR user_agent = {e}) \
-             AND date BETWEEN '{d0}' AND '{d1}' \
-             AND CAST(\"timestamp\" AS BIGINT) >= {} AND CAST(\"timestamp\" AS BIGINT) < {} \
-             ORDER BY \"timestamp\" LIMIT 1000",
-            f.window_start * 1000,
-            f.window_end * 1000
-        )
+/// `col IN (v, ...) OR ...` over SQL literals.
+fn any_of(cols: &[&str], values: &[&str]) -> String {
+    let list = values.iter().map(|v| lit(v)).collect::<Vec<_>>().join(", ");
+    cols.iter()
+        .map(|c| format!("{c} IN ({list})"))
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// The flows that belong to a finding's subject: both directions of a cross-AZ pair;
+/// else its addresses (also behind NAT), else its interfaces, instances or subnets,
+/// narrowed to its ports when it names some (public exposure).
+pub fn flow_filter(f: &FindingView) -> Option<String> {
+    let ips = f.subjects_of("ip");
+    if f.detector == "cross-az-cost" && ips.len() == 2 {
+        let (a, b) = (lit(ips[0]), lit(ips[1]));
+        return Some(format!(
+            "((srcaddr = {a} AND dstaddr = {b}) OR (srcaddr = {b} AND dstaddr = {a}))"
+        ));
+    }
+    let by = [
+        (
+            "ip",
+            &["srcaddr", "dstaddr", "pkt_srcaddr", "pkt_dstaddr"][..],
+        ),
+        ("eni", &["interface_id"][..]),
+        ("instance", &["instance_id"][..]),
+        ("subnet", &["subnet_id"][..]),
+    ];
+    let cond = by.iter().find_map(|(kind, cols)| {
+        let v = f.subjects_of(kind);
+        (!v.is_empty()).then(|| any_of(cols, &v))
+    })?;
+    let ports: Vec<String> = f
+        .subjects_of("port")
+        .iter()
+        .filter_map(|p| p.parse::<u16>().ok())
+        .map(|p| p.to_string())
+        .collect();
+    Some(if ports.is_empty() {
+        format!("({cond})")
     } else {
-        format!(
-            "SELECT to_timestamp(start) AS start, interface_id, srcaddr, srcport, dstaddr, dstport, protocol, bytes, packets, action, tcp_flags \
-             FROM flows WHERE (srcaddr = {e} OR dstaddr = {e} OR interface_id = {e} OR instance_id = {e} OR subnet_id = {e} OR pkt_srcaddr = {e} OR pkt_dstaddr = {e}) \
-             AND date BETWEEN '{d0}' AND '{d1}' AND start >= {} AND start < {} \
-             ORDER BY start, bytes DESC LIMIT 1000",
-            f.window_start, f.window_end
-        )
+        let ports = ports.join(", ");
+        format!("({cond}) AND (dstport IN ({ports}) OR srcport IN ({ports}))")
+    })
+}
+
+/// The requests that belong to a WAF finding: its fingerprint when that is its subject
+/// (a distributed crawl), else its client addresses.
+pub fn waf_filter(f: &FindingView) -> Option<String> {
+    if let Some((kind, fp)) = f.subjects.first()
+        && kind == "fingerprint"
+        && !fp.starts_with("ua:")
+    {
+        return Some(format!(
+            "({})",
+            any_of(&["ja4_fingerprint", "ja3_fingerprint"], &[fp])
+        ));
+    }
+    let ips = f.subjects_of("ip");
+    (!ips.is_empty()).then(|| format!("({})", any_of(&["client_ip"], &ips)))
+}
+
+/// The filter for a finding's own records, if its subject can be found in the logs.
+fn subject_filter(f: &FindingView) -> Option<String> {
+    if is_waf(f) {
+        waf_filter(f)
+    } else {
+        flow_filter(f)
     }
 }
 
-/// The entity's traffic in 5-minute buckets, six hours either side of the window.
-pub fn timeline_sql(f: &FindingView) -> String {
-    let e = lit(&f.entity);
+/// The archive rows behind a finding: its subject's flows (or requests) in its window.
+pub fn pivot_sql(f: &FindingView) -> Option<String> {
+    let cond = subject_filter(f)?;
+    let (d0, d1) = (date(f.window_start - 3600), date(f.window_end + 3600));
+    Some(if is_waf(f) {
+        format!(
+            "SELECT \"timestamp\", client_ip, country, http_method, uri, action, terminating_rule_id, user_agent, ja4_fingerprint \
+             FROM waf WHERE {cond} AND date BETWEEN '{d0}' AND '{d1}' \
+             AND \"timestamp\" >= to_timestamp_seconds({}) AND \"timestamp\" < to_timestamp_seconds({}) \
+             ORDER BY \"timestamp\", client_ip LIMIT {MAX_PIVOT_ROWS}",
+            f.window_start, f.window_end
+        )
+    } else {
+        format!(
+            "SELECT to_timestamp_seconds(start) AS start, interface_id, srcaddr, srcport, dstaddr, dstport, protocol, bytes, packets, action, tcp_flags, flow_direction \
+             FROM flows WHERE {cond} AND date BETWEEN '{d0}' AND '{d1}' AND \"end\" >= {} AND start < {} \
+             ORDER BY start, bytes DESC, interface_id LIMIT {MAX_PIVOT_ROWS}",
+            f.window_start, f.window_end
+        )
+    })
+}
+
+/// Rows a pivot shows at most.
+pub const MAX_PIVOT_ROWS: usize = 5000;
+
+/// The subject's traffic in 5-minute buckets, six hours either side of the window
+/// (bytes for flows, requests for WAF): `bucket` (unix seconds), value.
+pub fn timeline_sql(f: &FindingView) -> Option<String> {
+    let cond = subject_filter(f)?;
     let (from, to) = (f.window_start - 6 * 3600, f.window_end + 6 * 3600);
     let (d0, d1) = (date(from), date(to));
-    if is_waf(f) {
+    Some(if is_waf(f) {
         format!(
             "SELECT CAST(\"timestamp\" AS BIGINT) / 300000 * 300 AS bucket, count(*) AS requests \
-             FROM waf WHERE (client_ip = {e} OR ja4_fingerprint = {e} OR ja3_fingerprint = {e} OR user_agent = {e}) \
-             AND date BETWEEN '{d0}' AND '{d1}' \
-             AND CAST(\"timestamp\" AS BIGINT) >= {} AND CAST(\"timestamp\" AS BIGINT) < {} \
-             GROUP BY 1 ORDER BY 1",
-            from * 1000,
-            to * 1000
+             FROM waf WHERE {cond} AND date BETWEEN '{d0}' AND '{d1}' \
+             AND \"timestamp\" >= to_timestamp_seconds({from}) AND \"timestamp\" < to_timestamp_seconds({to}) \
+             GROUP BY 1 ORDER BY 1"
         )
     } else {
         format!(
             "SELECT start / 300 * 300 AS bucket, sum(bytes) AS bytes \
-             FROM flows WHERE (srcaddr = {e} OR dstaddr = {e} OR interface_id = {e} OR instance_id = {e} OR subnet_id = {e}) \
-             AND date BETWEEN '{d0}' AND '{d1}' AND start >= {from} AND start < {to} \
+             FROM flows WHERE {cond} AND date BETWEEN '{d0}' AND '{d1}' AND start >= {from} AND start < {to} \
              GROUP BY 1 ORDER BY 1"
         )
-    }
+    })
 }
 
 pub const WAF_CLIENTS_SQL: &str = "SELECT client_ip, count(*) AS requests, count(DISTINCT uri) AS uris, \
@@ -214,11 +296,15 @@ impl App {
             pivot: Load::Idle,
             timeline: Load::Idle,
             costs: Load::Idle,
+            cost_pairs: Load::Idle,
+            list_offset: std::cell::Cell::new(0),
             waf_clients: Load::Idle,
             waf_fingerprints: Load::Idle,
             sql_input: String::new(),
             sql_result: Load::Idle,
             scroll: 0,
+            hscroll: 0,
+            log_scale: false,
             status: String::new(),
             focus: None,
         };
@@ -237,7 +323,9 @@ impl App {
 
     /// The finding a pivot or timeline belongs to (else the one under the cursor).
     pub fn focused(&self) -> Option<&FindingView> {
-        self.focus.map(|i| &self.findings[i]).or_else(|| self.current())
+        self.focus
+            .map(|i| &self.findings[i])
+            .or_else(|| self.current())
     }
 
     /// Distinct detectors, sorted.
@@ -257,7 +345,10 @@ impl App {
             .filter(|&i| {
                 let f = &self.findings[i];
                 severity_rank(&f.severity) >= self.min_severity
-                    && self.detector_filter.as_ref().is_none_or(|d| &f.detector == d)
+                    && self
+                        .detector_filter
+                        .as_ref()
+                        .is_none_or(|d| &f.detector == d)
                     && (needle.is_empty()
                         || [&f.title, &f.entity, &f.detector, &f.severity, &f.id]
                             .iter()
@@ -277,7 +368,9 @@ impl App {
                 (&f[a].detector, std::cmp::Reverse(f[a].score))
                     .cmp(&(&f[b].detector, std::cmp::Reverse(f[b].score)))
             }),
-            SortKey::Window => v.sort_by_key(|&i| (f[i].window_start, std::cmp::Reverse(f[i].score))),
+            SortKey::Window => {
+                v.sort_by_key(|&i| (f[i].window_start, std::cmp::Reverse(f[i].score)))
+            }
             SortKey::Entity => v.sort_by(|&a, &b| f[a].entity.cmp(&f[b].entity)),
         }
         self.visible = v;
@@ -289,35 +382,67 @@ impl App {
     fn push(&mut self, s: Screen) {
         self.stack.push(s);
         self.scroll = 0;
+        self.hscroll = 0;
     }
 
     fn needs_archive(&mut self) -> bool {
         if !self.has_archive {
-            self.status = "no archive: start with --data ARCHIVE (what `flowlens archive` wrote)".into();
+            self.status =
+                "no archive: start with --data ARCHIVE (what `flowlens archive` wrote)".into();
         }
         self.has_archive
     }
 
     fn open_pivot(&mut self) -> Vec<Effect> {
-        let Some(f) = self.current().cloned() else { return vec![] };
+        let Some(f) = self.current().cloned() else {
+            return vec![];
+        };
         if !self.needs_archive() {
             return vec![];
         }
+        let Some(sql) = pivot_sql(&f) else {
+            self.status = NO_SUBJECT.into();
+            return vec![];
+        };
         self.focus = self.visible.get(self.selected).copied();
         self.pivot = Load::Loading;
         self.push(Screen::Pivot);
-        vec![Effect::Query(Tag::Pivot, pivot_sql(&f))]
+        vec![Effect::Query(Tag::Pivot, sql)]
     }
 
     fn open_timeline(&mut self) -> Vec<Effect> {
-        let Some(f) = self.current().cloned() else { return vec![] };
+        let Some(f) = self.current().cloned() else {
+            return vec![];
+        };
         if !self.needs_archive() {
             return vec![];
         }
+        let Some(sql) = timeline_sql(&f) else {
+            self.status = NO_SUBJECT.into();
+            return vec![];
+        };
         self.focus = self.visible.get(self.selected).copied();
         self.timeline = Load::Loading;
         self.push(Screen::Timeline);
-        vec![Effect::Query(Tag::Timeline, timeline_sql(&f))]
+        vec![Effect::Query(Tag::Timeline, sql)]
+    }
+
+    /// A saved query with its defaults (and `params`) for a board.
+    fn saved(&mut self, tag: Tag, name: &str, params: &[(&str, &str)]) -> Option<Effect> {
+        let params: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let rendered = flowlens_queries::saved::find(name)
+            .ok_or_else(|| format!("no saved query {name}"))
+            .and_then(|q| q.render(&params).map_err(|e| e.to_string()));
+        match rendered {
+            Ok(sql) => Some(Effect::Query(tag, sql)),
+            Err(e) => {
+                *self.slot(tag) = Load::Failed(e);
+                None
+            }
+        }
     }
 
     fn open_costs(&mut self) -> Vec<Effect> {
@@ -325,15 +450,17 @@ impl App {
             return vec![];
         }
         self.push(Screen::Costs);
-        if self.costs == Load::Idle {
-            self.costs = Load::Loading;
-            let q = flowlens_queries::saved::find("CrossAzByPair").expect("saved query");
-            match q.render(&[("limit".into(), "200".into())]) {
-                Ok(sql) => return vec![Effect::Query(Tag::Costs, sql)],
-                Err(e) => self.costs = Load::Failed(e.to_string()),
+        let mut out = Vec::new();
+        for (tag, name, params) in [
+            (Tag::Costs, "CrossAzByAzPair", &[][..]),
+            (Tag::CostPairs, "CrossAzByPair", &[("limit", "200")][..]),
+        ] {
+            if *self.slot(tag) == Load::Idle {
+                *self.slot(tag) = Load::Loading;
+                out.extend(self.saved(tag, name, params));
             }
         }
-        vec![]
+        out
     }
 
     fn open_waf(&mut self) -> Vec<Effect> {
@@ -348,9 +475,25 @@ impl App {
         }
         if self.waf_fingerprints == Load::Idle {
             self.waf_fingerprints = Load::Loading;
-            out.push(Effect::Query(Tag::WafFingerprints, WAF_FINGERPRINTS_SQL.into()));
+            out.push(Effect::Query(
+                Tag::WafFingerprints,
+                WAF_FINGERPRINTS_SQL.into(),
+            ));
         }
         out
+    }
+
+    /// Where the result of a query with this tag goes.
+    pub fn slot(&mut self, tag: Tag) -> &mut Load<Grid> {
+        match tag {
+            Tag::Pivot => &mut self.pivot,
+            Tag::Timeline => &mut self.timeline,
+            Tag::Costs => &mut self.costs,
+            Tag::CostPairs => &mut self.cost_pairs,
+            Tag::WafClients => &mut self.waf_clients,
+            Tag::WafFingerprints => &mut self.waf_fingerprints,
+            Tag::Sql => &mut self.sql_result,
+        }
     }
 
     fn move_by(&mut self, delta: isize) {
@@ -358,7 +501,8 @@ impl App {
             Screen::Findings => {
                 let n = self.visible.len();
                 if n > 0 {
-                    self.selected = (self.selected as isize + delta).clamp(0, n as isize - 1) as usize;
+                    self.selected =
+                        (self.selected as isize + delta).clamp(0, n as isize - 1) as usize;
                 }
             }
             _ => self.scroll = (self.scroll as isize + delta).max(0) as usize,
@@ -369,15 +513,7 @@ impl App {
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
         match action {
             Action::Loaded(tag, result) => {
-                let slot = match tag {
-                    Tag::Pivot => &mut self.pivot,
-                    Tag::Timeline => &mut self.timeline,
-                    Tag::Costs => &mut self.costs,
-                    Tag::WafClients => &mut self.waf_clients,
-                    Tag::WafFingerprints => &mut self.waf_fingerprints,
-                    Tag::Sql => &mut self.sql_result,
-                };
-                *slot = match result {
+                *self.slot(tag) = match result {
                     Ok(g) => Load::Ready(g),
                     Err(e) => Load::Failed(e),
                 };
@@ -393,7 +529,10 @@ impl App {
             return vec![];
         }
         if self.help {
-            if matches!(k.code, KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q')) {
+            if matches!(
+                k.code,
+                KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q')
+            ) {
                 self.help = false;
             }
             return vec![];
@@ -432,7 +571,8 @@ impl App {
                                 }
                             },
                             None => {
-                                self.sql_result = Load::Failed(format!("no saved query `{}`", name.trim()));
+                                self.sql_result =
+                                    Load::Failed(format!("no saved query `{}`", name.trim()));
                                 return vec![];
                             }
                         },
@@ -445,6 +585,10 @@ impl App {
                 }
                 KeyCode::Down => self.scroll += 1,
                 KeyCode::Up => self.scroll = self.scroll.saturating_sub(1),
+                KeyCode::PageDown => self.scroll += 20,
+                KeyCode::PageUp => self.scroll = self.scroll.saturating_sub(20),
+                KeyCode::Right => self.hscroll += 1,
+                KeyCode::Left => self.hscroll = self.hscroll.saturating_sub(1),
                 KeyCode::Char(c) if !c.is_control() => self.sql_input.push(c),
                 _ => {}
             }
@@ -457,7 +601,11 @@ impl App {
                 if self.stack.len() > 1 {
                     self.stack.pop();
                     self.scroll = 0;
-                } else if !self.filter.is_empty() || self.detector_filter.is_some() || self.min_severity > 0 {
+                    self.hscroll = 0;
+                } else if !self.filter.is_empty()
+                    || self.detector_filter.is_some()
+                    || self.min_severity > 0
+                {
                     self.filter.clear();
                     self.detector_filter = None;
                     self.min_severity = 0;
@@ -500,13 +648,18 @@ impl App {
             KeyCode::Char('t') if matches!(self.screen(), Screen::Findings | Screen::Detail) => {
                 return self.open_timeline();
             }
+            KeyCode::Right | KeyCode::Char('l') if self.screen() != Screen::Findings => {
+                self.hscroll += 1;
+            }
+            KeyCode::Left | KeyCode::Char('h') if self.screen() != Screen::Findings => {
+                self.hscroll = self.hscroll.saturating_sub(1);
+            }
+            KeyCode::Char('L') if self.screen() == Screen::Timeline => {
+                self.log_scale = !self.log_scale;
+            }
             KeyCode::Char('c') => return self.open_costs(),
             KeyCode::Char('w') => return self.open_waf(),
-            KeyCode::Char(':') => {
-                if self.needs_archive() {
-                    self.push(Screen::Sql);
-                }
-            }
+            KeyCode::Char(':') if self.needs_archive() => self.push(Screen::Sql),
             _ => {}
         }
         vec![]

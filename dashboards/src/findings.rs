@@ -32,6 +32,9 @@ pub struct FindingView {
     pub baseline: Vec<(String, String)>,
     /// Resource ids (ARNs) the finding names.
     pub resources: Vec<String>,
+    /// Every subject as `(kind, value)`, **raw** (not made inert): only for building
+    /// pivot queries (as SQL literals), never drawn.
+    pub subjects: Vec<(String, String)>,
 }
 
 fn secs(v: &Value, key: &str) -> i64 {
@@ -42,7 +45,10 @@ fn secs(v: &Value, key: &str) -> i64 {
 }
 
 fn text(v: &Value, ptr: &str) -> String {
-    v.pointer(ptr).and_then(Value::as_str).map(cell).unwrap_or_default()
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .map(cell)
+        .unwrap_or_default()
 }
 
 /// Severity order for sorting (higher is worse).
@@ -85,7 +91,21 @@ impl FindingView {
                 })
                 .unwrap_or_default()
         };
-        let evidence: Value = serde_json::from_str(field("flowlens/evidence")).unwrap_or(Value::Null);
+        let raw_subject = |s: &str| {
+            s.split_once('/')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        };
+        let mut subjects: Vec<(String, String)> =
+            serde_json::from_str::<Vec<String>>(field("flowlens/subjects"))
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|s| raw_subject(s))
+                .collect();
+        if subjects.is_empty() {
+            subjects.extend(raw_subject(field("flowlens/subject")));
+        }
+        let evidence: Value =
+            serde_json::from_str(field("flowlens/evidence")).unwrap_or(Value::Null);
         let strings = |v: &Value| -> Vec<String> {
             v.as_array()
                 .map(|a| {
@@ -153,7 +173,17 @@ impl FindingView {
                         .collect()
                 })
                 .unwrap_or_default(),
+            subjects,
         })
+    }
+
+    /// The raw subject values of one kind (`ip`, `eni`, `fingerprint`, ...).
+    pub fn subjects_of(&self, kind: &str) -> Vec<&str> {
+        self.subjects
+            .iter()
+            .filter(|(k, _)| k == kind)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 

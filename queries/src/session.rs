@@ -39,10 +39,7 @@ impl S3Options {
 }
 
 /// An object store for one bucket (credentials from the environment).
-fn s3_store(
-    bucket: &str,
-    s3: &S3Options,
-) -> object_store::Result<object_store::aws::AmazonS3> {
+fn s3_store(bucket: &str, s3: &S3Options) -> object_store::Result<object_store::aws::AmazonS3> {
     let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
     if let Some(ep) = &s3.endpoint {
         b = b

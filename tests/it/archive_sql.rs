@@ -633,6 +633,39 @@ async fn check_flow_queries(a: &Archive, flows: &[Flow]) {
             }
         }
     }
+    // Per AZ pair: bytes, dollars and talker pairs, from the same crossings.
+    let mut by_az: BTreeMap<String, (i64, usize)> = BTreeMap::new();
+    for ((a, b), (bytes, _)) in &by_pair {
+        let (Some(V::S(x)), Some(V::S(y))) = (az(a), az(b)) else {
+            panic!("{a:?} {b:?}")
+        };
+        let pair = if x < y {
+            format!("{x} <-> {y}")
+        } else {
+            format!("{y} <-> {x}")
+        };
+        let e = by_az.entry(pair).or_default();
+        e.0 += bytes;
+        e.1 += 1;
+    }
+    let mut want_az: Vec<(String, i64, usize)> =
+        by_az.into_iter().map(|(p, (b, n))| (p, b, n)).collect();
+    want_az.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let got = saved_rows(a, "CrossAzByAzPair", &[]).await;
+    assert_eq!(got.len(), want_az.len());
+    for (g, (pair, bytes, n)) in got.iter().zip(&want_az) {
+        assert_eq!(g[..2], [V::S(pair.clone()), V::I(*bytes)]);
+        let usd = (flowlens_model::net::cross_az_usd(*bytes as f64, 0.01) * 1e4).round() / 1e4;
+        let V::S(got_usd) = &g[2] else {
+            panic!("{g:?}")
+        };
+        assert!(
+            (got_usd.parse::<f64>().unwrap() - usd).abs() < 1e-9,
+            "{got_usd} vs {usd}"
+        );
+        assert_eq!(g[3], V::I(*n as i64));
+    }
+
     for ((a, b), (bytes, ports)) in by_pair {
         want.push((
             bytes,

@@ -257,6 +257,98 @@ fn archive_then_sql_on_the_bundled_samples() {
     }
 }
 
+/// The analyst's path from a fresh clone: generate, scan, archive, then the terminal UI
+/// driven by keys alone reaches each kind of finding's evidence and its raw records.
+#[test]
+fn generate_scan_archive_then_tui_reaches_evidence_and_raw_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (logs, data, findings) = (
+        tmp.path().join("logs"),
+        tmp.path().join("archive"),
+        tmp.path().join("findings.jsonl"),
+    );
+    ok(&flowlens()
+        .args(["generate", "--hours", "2", "--out"])
+        .arg(&logs)
+        .output()
+        .unwrap());
+    ok(&flowlens()
+        .args(["scan", "--quiet", "--out"])
+        .arg(&findings)
+        .arg(&logs)
+        .output()
+        .unwrap());
+    ok(&flowlens()
+        .args(["archive", "--quiet", "--to"])
+        .arg(&data)
+        .arg("--findings")
+        .arg(&findings)
+        .arg(&logs)
+        .output()
+        .unwrap());
+    let tui = |keys: &str| {
+        let (out, _) = ok(&flowlens()
+            .arg("tui")
+            .arg("--findings")
+            .arg(&findings)
+            .arg("--data")
+            .arg(&data)
+            .args(["--size", "160x40", "--script", keys])
+            .output()
+            .unwrap());
+        out
+    };
+    let main = tui("");
+    assert!(
+        main.contains("SEVERITY") && main.contains("CRITICAL"),
+        "{main}"
+    );
+    for (detector, raw) in [
+        ("exfiltration-spike", "dstaddr"),
+        ("lateral-movement", "dstport"),
+        ("cross-az-cost", "srcaddr"),
+        ("public-exposure", "dstport"),
+        ("scraping-bot", "client_ip"),
+    ] {
+        // Filter to the detector, open the top finding: its evidence.
+        let detail = tui(&format!("/{detector} Enter Enter"));
+        assert!(
+            detail.contains(&format!("detector      {detector}")) && detail.contains("Evidence"),
+            "{detector}:\n{detail}"
+        );
+        // Then pivot into the archive: its raw records, at least one row.
+        let pivot = tui(&format!("/{detector} Enter Enter p"));
+        assert!(pivot.contains("archive rows for"), "{detector}:\n{pivot}");
+        assert!(pivot.contains(raw), "{detector}:\n{pivot}");
+        assert!(
+            pivot.contains("(rows 1–") && !pivot.contains("No rows."),
+            "{detector}:\n{pivot}"
+        );
+    }
+    // The boards and the SQL console answer from the archive.
+    let costs = tui("c");
+    assert!(
+        costs.contains("dollars by AZ pair") && costs.contains('$'),
+        "{costs}"
+    );
+    let waf = tui("w");
+    assert!(
+        waf.contains("top clients") && waf.contains("requests"),
+        "{waf}"
+    );
+    let sql = tui(": SELECT Space count(*) Space AS Space n Space FROM Space flows Enter");
+    assert!(sql.contains("(rows 1–1 of 1)"), "{sql}");
+    // Not a terminal and no script: a clear refusal.
+    let out = flowlens()
+        .arg("tui")
+        .arg("--findings")
+        .arg(&findings)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a terminal"));
+}
+
 #[test]
 fn archiving_into_a_source_folder_is_refused() {
     let tmp = tempfile::tempdir().unwrap();

@@ -145,6 +145,25 @@ pub fn render_update(f: &Finding, ctx: &AsffContext, created_at: DateTime<Utc>) 
             format!("{}/{}", kind_name(e.kind), e.value),
         );
     }
+    // Every subject, as a JSON list of `<kind>/<value>` (what a pivot into the logs
+    // filters on: the IPs of a distributed crawl, both ends of a cross-AZ pair).
+    let mut subjects = String::from("[");
+    for e in f
+        .entities
+        .iter()
+        .filter(|e| e.role == flowlens_model::finding::EntityRole::Subject)
+    {
+        let item = json!(format!("{}/{}", kind_name(e.kind), e.value)).to_string();
+        if subjects.chars().count() + item.chars().count() + 2 > MAX_PRODUCT_FIELD_VALUE_CHARS {
+            break;
+        }
+        if subjects.len() > 1 {
+            subjects.push(',');
+        }
+        subjects.push_str(&item);
+    }
+    subjects.push(']');
+    put("flowlens/subjects".into(), subjects);
     put("flowlens/window_start".into(), unix(f.window_start));
     put("flowlens/window_end".into(), unix(f.window_end));
     // Evidence: as many whole rows as fit in one field value (JSON, built once).
