@@ -131,6 +131,8 @@ pub struct App {
     /// First row of the findings list on screen (kept by drawing, which knows the
     /// height, so the cursor only scrolls the list at its edges).
     pub list_offset: std::cell::Cell<usize>,
+    /// Findings per detector, sorted by detector (the findings never change).
+    pub detector_counts: Vec<(String, usize)>,
 }
 
 const NO_SUBJECT: &str =
@@ -298,6 +300,7 @@ impl App {
             costs: Load::Idle,
             cost_pairs: Load::Idle,
             list_offset: std::cell::Cell::new(0),
+            detector_counts: Vec::new(),
             waf_clients: Load::Idle,
             waf_fingerprints: Load::Idle,
             sql_input: String::new(),
@@ -308,6 +311,11 @@ impl App {
             status: String::new(),
             focus: None,
         };
+        let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        for f in &app.findings {
+            *counts.entry(f.detector.clone()).or_default() += 1;
+        }
+        app.detector_counts = counts.into_iter().collect();
         app.refresh();
         app
     }
@@ -330,10 +338,10 @@ impl App {
 
     /// Distinct detectors, sorted.
     pub fn detectors(&self) -> Vec<String> {
-        let mut d: Vec<String> = self.findings.iter().map(|f| f.detector.clone()).collect();
-        d.sort();
-        d.dedup();
-        d
+        self.detector_counts
+            .iter()
+            .map(|(d, _)| d.clone())
+            .collect()
     }
 
     /// Recomputes `visible` from the filters and the sort key, keeping the selection on
@@ -394,37 +402,35 @@ impl App {
     }
 
     fn open_pivot(&mut self) -> Vec<Effect> {
-        let Some(f) = self.current().cloned() else {
-            return vec![];
-        };
-        if !self.needs_archive() {
-            return vec![];
-        }
-        let Some(sql) = pivot_sql(&f) else {
-            self.status = NO_SUBJECT.into();
-            return vec![];
-        };
-        self.focus = self.visible.get(self.selected).copied();
-        self.pivot = Load::Loading;
-        self.push(Screen::Pivot);
-        vec![Effect::Query(Tag::Pivot, sql)]
+        self.open_finding_query(Screen::Pivot, Tag::Pivot, pivot_sql)
     }
 
     fn open_timeline(&mut self) -> Vec<Effect> {
-        let Some(f) = self.current().cloned() else {
+        self.open_finding_query(Screen::Timeline, Tag::Timeline, timeline_sql)
+    }
+
+    /// Opens a screen whose rows come from one query about the finding under the cursor.
+    fn open_finding_query(
+        &mut self,
+        screen: Screen,
+        tag: Tag,
+        sql: fn(&FindingView) -> Option<String>,
+    ) -> Vec<Effect> {
+        let Some(f) = self.current() else {
             return vec![];
         };
+        let sql = sql(f);
         if !self.needs_archive() {
             return vec![];
         }
-        let Some(sql) = timeline_sql(&f) else {
+        let Some(sql) = sql else {
             self.status = NO_SUBJECT.into();
             return vec![];
         };
         self.focus = self.visible.get(self.selected).copied();
-        self.timeline = Load::Loading;
-        self.push(Screen::Timeline);
-        vec![Effect::Query(Tag::Timeline, sql)]
+        *self.slot(tag) = Load::Loading;
+        self.push(screen);
+        vec![Effect::Query(tag, sql)]
     }
 
     /// A saved query with its defaults (and `params`) for a board.

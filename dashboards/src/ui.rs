@@ -60,8 +60,7 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect) {
         ))
         .bold(),
     ];
-    for d in app.detectors() {
-        let n = app.findings.iter().filter(|x| x.detector == d).count();
+    for (d, n) in &app.detector_counts {
         let style = if app.detector_filter.as_deref() == Some(d.as_str()) {
             Style::new().reversed()
         } else {
