@@ -12,6 +12,7 @@ mod local;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 
 use chrono::{DateTime, Utc};
 use flowlens_engine::Progress;
@@ -44,14 +45,27 @@ pub fn digests(findings: &[Finding]) -> BTreeMap<String, String> {
 
 /// Runs `job` but drops the run (as a kill would) once `objects` objects are done.
 /// Returns the outcome if the run finished first.
+///
+/// The count is checked on every wake of this task, before the run is polled again and
+/// after each time it stops: a timer alone is not enough, since the timer only fires
+/// when a worker thread is idle and the decoding tasks can keep both busy to the end.
 pub async fn run_killed_after(job: &Job, objects: u64) -> Option<Result<RunOutcome>> {
     let progress = Progress::default();
-    tokio::select! {
-        r = job.run(None, &progress) => Some(r),
-        () = async {
-            while progress.objects_done.load(Ordering::Relaxed) < objects {
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            }
-        } => None,
-    }
+    let done = |p: &Progress| p.objects_done.load(Ordering::SeqCst) >= objects;
+    let mut run = std::pin::pin!(job.run(None, &progress));
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(1));
+    std::future::poll_fn(|cx| {
+        if done(&progress) {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(r) = run.as_mut().poll(cx) {
+            return Poll::Ready(Some(r));
+        }
+        if done(&progress) {
+            return Poll::Ready(None);
+        }
+        while tick.poll_tick(cx).is_ready() {}
+        Poll::Pending
+    })
+    .await
 }
