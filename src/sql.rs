@@ -231,7 +231,16 @@ pub fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
     }
     let format: Format = args.format.parse().map_err(anyhow::Error::msg)?;
     let data = args.data.as_deref().expect("clap requires --data");
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    // `--threads 1` runs the whole query on this thread (file reads aside): no hand-offs
+    // between worker threads, as in a single-threaded engine.
+    let runtime = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    }
+    .context("starting the async runtime")?;
     runtime.block_on(async {
         let archive = Archive::open(data, &S3Options::from_env(), args.threads).await?;
         let statements: Vec<String> = if let Some(sql) = &args.sql {

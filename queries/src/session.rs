@@ -243,7 +243,13 @@ impl Archive {
     /// # Errors
     /// The location is not a valid URL or path, or S3 could not be configured.
     pub async fn open(location: &str, s3: &S3Options, threads: usize) -> Result<Self> {
-        let mut config = SessionConfig::new()
+        // DataFusion's own options can be tuned from the environment
+        // (`DATAFUSION_EXECUTION_BATCH_SIZE=32768`, ...); ours are set over them.
+        let mut config = SessionConfig::from_env()
+            .map_err(|e| QueryError::Archive {
+                location: "DATAFUSION_* environment".into(),
+                reason: e.to_string(),
+            })?
             .with_information_schema(true)
             .with_default_catalog_and_schema("flowlens", "archive");
         if threads > 0 {
@@ -296,7 +302,10 @@ impl Archive {
                 continue;
             }
             let url = ListingTableUrl::parse(&dir)?;
-            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            // The session's parquet options (so `DATAFUSION_EXECUTION_PARQUET_*` apply).
+            let format =
+                ParquetFormat::default().with_options(ctx.state().default_table_options().parquet);
+            let options = ListingOptions::new(Arc::new(format))
                 .with_file_extension(".parquet")
                 .with_table_partition_cols(partition_cols);
             let config = ListingTableConfig::new(url)
