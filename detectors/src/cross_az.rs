@@ -23,7 +23,7 @@ use crate::inventory::Inventory;
 use crate::net::{Scope, parse_ip};
 use crate::prepare::derived;
 use crate::render;
-use crate::rows::{ints, strs};
+use crate::rows::{ints, slot, str_refs};
 use crate::stats::{Merge, Windows};
 
 /// interface → bytes, for one (source, destination, port).
@@ -261,8 +261,8 @@ impl Detector for CrossAz {
         LogKind::Flows
     }
 
-    fn observe(&mut self, df: &DataFrame) -> Result<()> {
-        self.state.inventory.learn(df)?;
+    fn observe(&mut self, df: &DataFrame, learned: &Inventory) -> Result<()> {
+        self.state.inventory.absorb(learned);
         let w = self.cfg.window_secs;
         let private = lit(Scope::Private as i32);
         let agg = df
@@ -294,28 +294,21 @@ impl Detector for CrossAz {
             .agg([col(fc::BYTES).sum().alias("bytes"), len().alias("flows")])
             .collect()?;
         let win = ints(&agg, "win")?;
-        let src = strs(&agg, fc::SRCADDR)?;
-        let dst = strs(&agg, fc::DSTADDR)?;
+        let src = str_refs(&agg, fc::SRCADDR)?;
+        let dst = str_refs(&agg, fc::DSTADDR)?;
         let port = ints(&agg, derived::SVC_PORT)?;
-        let eni = strs(&agg, fc::INTERFACE_ID)?;
+        let eni = str_refs(&agg, fc::INTERFACE_ID)?;
         let bytes = ints(&agg, "bytes")?;
         let flows = ints(&agg, "flows")?;
         for i in 0..win.len() {
-            let (Some(s), Some(d)) = (&src[i], &dst[i]) else {
+            let (Some(s), Some(d)) = (src[i], dst[i]) else {
                 continue;
             };
             let Some(open) = self.state.windows.slot(win[i], flows[i] as u64) else {
                 continue;
             };
-            *open
-                .entry(s.clone())
-                .or_default()
-                .entry(d.clone())
-                .or_default()
-                .entry(port[i] as i32)
-                .or_default()
-                .entry(eni[i].clone().unwrap_or_default())
-                .or_default() += bytes[i].max(0) as u64;
+            let by_eni = slot(slot(open, s), d).entry(port[i] as i32).or_default();
+            *slot(by_eni, eni[i].unwrap_or_default()) += bytes[i].max(0) as u64;
         }
         Ok(())
     }

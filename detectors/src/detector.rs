@@ -7,6 +7,7 @@ use polars::prelude::DataFrame;
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::inventory::Inventory;
 use crate::{Error, Result, prepare};
 
 /// A streaming, columnar detector.
@@ -21,6 +22,9 @@ use crate::{Error, Result, prepare};
 /// # Lifecycle
 /// 1. [`Detector::observe`] folds each frame into per-window partial aggregates (sums,
 ///    distinct sketches, peer maps), in any order: the result does not depend on it.
+///    With the frame comes what its rows teach about the VPC ([`Inventory`]: each
+///    interface's instance, subnet, AZ; each private address's interface), learned
+///    once per chunk by the registry for every flow detector.
 /// 2. [`Detector::flush`] closes every window that ends at or before `watermark`, in
 ///    time order: judges each entity against its own history, emits findings, then
 ///    adds the window to the history. A record that arrives for a closed window is
@@ -43,8 +47,9 @@ pub trait Detector: Send {
     fn id(&self) -> DetectorId;
     /// The log kind it reads.
     fn input(&self) -> LogKind;
-    /// Folds one prepared frame into the open windows.
-    fn observe(&mut self, frame: &DataFrame) -> Result<()>;
+    /// Folds one prepared frame into the open windows; `learned` is the inventory of
+    /// the same rows (empty for WAF frames).
+    fn observe(&mut self, frame: &DataFrame, learned: &Inventory) -> Result<()>;
     /// Closes the windows ending at or before `watermark` (unix seconds).
     fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>>;
     /// The detector's state as JSON.
@@ -89,6 +94,8 @@ pub struct Registry {
     detectors: Vec<Box<dyn Detector>>,
     pending_flows: Option<DataFrame>,
     pending_waf: Option<DataFrame>,
+    /// The inventory of the pending flow rows.
+    pending_inventory: Inventory,
 }
 
 impl Registry {
@@ -115,6 +122,7 @@ impl Registry {
             detectors,
             pending_flows: None,
             pending_waf: None,
+            pending_inventory: Inventory::default(),
         }
     }
 
@@ -136,7 +144,10 @@ impl Registry {
             return Ok(());
         }
         let df = match kind {
-            LogKind::Flows => prepare::flows_frame(batch, &self.config.allow)?,
+            LogKind::Flows => {
+                self.pending_inventory.learn_batch(batch)?;
+                prepare::flows_frame(batch, &self.config.allow)?
+            }
             LogKind::Waf => {
                 prepare::waf_frame(batch, &self.config.allow, &self.config.scraping_bot)?
             }
@@ -166,8 +177,12 @@ impl Registry {
         let Some(df) = slot.take() else {
             return Ok(());
         };
+        let learned = match kind {
+            LogKind::Flows => std::mem::take(&mut self.pending_inventory),
+            LogKind::Waf => Inventory::default(),
+        };
         for d in self.detectors.iter_mut().filter(|d| d.input() == kind) {
-            d.observe(&df)?;
+            d.observe(&df, &learned)?;
         }
         Ok(())
     }

@@ -23,7 +23,7 @@ use crate::inventory::Inventory;
 use crate::net::Scope;
 use crate::prepare::derived;
 use crate::render;
-use crate::rows::{ints, strs};
+use crate::rows::{ints, slot, str_refs};
 use crate::stats::{History, Merge, Windows, merge_map};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -332,8 +332,8 @@ impl Detector for Exfiltration {
         LogKind::Flows
     }
 
-    fn observe(&mut self, df: &DataFrame) -> Result<()> {
-        self.state.inventory.learn(df)?;
+    fn observe(&mut self, df: &DataFrame, learned: &Inventory) -> Result<()> {
+        self.state.inventory.absorb(learned);
         let w = self.cfg.window_secs;
         let mut pred = col(derived::PDST_SCOPE)
             .eq(lit(Scope::Public as i32))
@@ -381,15 +381,15 @@ impl Detector for Exfiltration {
             .agg([col(fc::BYTES).sum().alias("bytes"), len().alias("flows")])
             .collect()?;
         let win = ints(&agg, "win")?;
-        let entity = strs(&agg, "entity")?;
+        let entity = str_refs(&agg, "entity")?;
         let nat = ints(&agg, "via_nat")?;
-        let peer = strs(&agg, "peer")?;
+        let peer = str_refs(&agg, "peer")?;
         let port = ints(&agg, derived::SVC_PORT)?;
-        let eni = strs(&agg, fc::INTERFACE_ID)?;
+        let eni = str_refs(&agg, fc::INTERFACE_ID)?;
         let bytes = ints(&agg, "bytes")?;
         let flows = ints(&agg, "flows")?;
         for i in 0..win.len() {
-            let (Some(ent), Some(p)) = (&entity[i], &peer[i]) else {
+            let (Some(ent), Some(p)) = (entity[i], peer[i]) else {
                 continue;
             };
             if self.cfg.allowed_destinations.contains_str(p) {
@@ -398,13 +398,8 @@ impl Detector for Exfiltration {
             let Some(open) = self.state.windows.slot(win[i], flows[i] as u64) else {
                 continue;
             };
-            let slot = open.entry(ent.clone()).or_default();
-            let acc = slot
-                .peers
-                .entry(p.clone())
-                .or_default()
-                .entry(port[i] as i32)
-                .or_default();
+            let slot_ = slot(open, ent);
+            let acc = slot(&mut slot_.peers, p).entry(port[i] as i32).or_default();
             let b = bytes[i].max(0) as u64;
             if nat[i] != 0 {
                 acc.nat += b;
@@ -412,8 +407,10 @@ impl Detector for Exfiltration {
             } else {
                 acc.direct += b;
                 acc.direct_flows += flows[i] as u64;
-                if let Some(e) = &eni[i] {
-                    slot.enis.insert(e.clone());
+                if let Some(e) = eni[i]
+                    && !slot_.enis.contains(e)
+                {
+                    slot_.enis.insert(e.to_string());
                 }
             }
         }

@@ -25,7 +25,7 @@ use crate::inventory::Inventory;
 use crate::net::Scope;
 use crate::prepare::derived;
 use crate::render;
-use crate::rows::{ints, strs};
+use crate::rows::{ints, slot, str_refs};
 use crate::stats::{Distinct, Merge, Windows, merge_map};
 
 /// Sources kept by address for evidence (the smallest addresses: deterministic).
@@ -252,8 +252,8 @@ impl Detector for Exposure {
         LogKind::Flows
     }
 
-    fn observe(&mut self, df: &DataFrame) -> Result<()> {
-        self.state.inventory.learn(df)?;
+    fn observe(&mut self, df: &DataFrame, learned: &Inventory) -> Result<()> {
+        self.state.inventory.absorb(learned);
         let w = self.cfg.window_secs;
         let mut pred = col(fc::ACTION)
             .eq(lit("ACCEPT"))
@@ -297,21 +297,19 @@ impl Detector for Exposure {
             .agg([col(fc::BYTES).sum().alias("bytes"), len().alias("flows")])
             .collect()?;
         let win = ints(&agg, "win")?;
-        let dst = strs(&agg, "dst")?;
+        let dst = str_refs(&agg, "dst")?;
         let port = ints(&agg, derived::SVC_PORT)?;
-        let eni = strs(&agg, fc::INTERFACE_ID)?;
-        let src = strs(&agg, fc::SRCADDR)?;
+        let eni = str_refs(&agg, fc::INTERFACE_ID)?;
+        let src = str_refs(&agg, fc::SRCADDR)?;
         let bytes = ints(&agg, "bytes")?;
         let flows = ints(&agg, "flows")?;
         for i in 0..win.len() {
-            let (Some(d), Some(s)) = (&dst[i], &src[i]) else {
+            let (Some(d), Some(s)) = (dst[i], src[i]) else {
                 continue;
             };
             let p = port[i] as i32;
             if self.cfg.trusted_sources.contains_str(s)
-                || eni[i]
-                    .as_ref()
-                    .is_some_and(|e| self.cfg.public_enis.contains(e))
+                || eni[i].is_some_and(|e| self.cfg.public_enis.iter().any(|x| x == e))
             {
                 continue;
             }
@@ -325,21 +323,22 @@ impl Detector for Exposure {
                 flows: flows[i] as u64,
                 bytes: bytes[i].max(0) as u64,
             };
-            let mut one = Exposed::default();
-            if let Some(e) = &eni[i] {
-                one.enis.insert(e.clone());
-            }
-            one.total = acc;
-            one.distinct_sources.insert(s);
-            one.sources.insert(s.clone(), acc);
             let Some(open) = self.state.windows.slot(win[i], flows[i] as u64) else {
                 continue;
             };
-            open.entry(d.clone())
-                .or_default()
-                .entry(p)
-                .or_default()
-                .merge(one);
+            // The same as merging a one-row `Exposed`, without building one.
+            let e = slot(open, d).entry(p).or_default();
+            if let Some(x) = eni[i]
+                && !e.enis.contains(x)
+            {
+                e.enis.insert(x.to_string());
+            }
+            e.total.merge(acc);
+            e.distinct_sources.insert(s);
+            slot(&mut e.sources, s).merge(acc);
+            while e.sources.len() > EVIDENCE_SOURCES {
+                e.sources.pop_last();
+            }
         }
         Ok(())
     }

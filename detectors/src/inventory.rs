@@ -5,15 +5,27 @@
 
 use std::collections::BTreeMap;
 
+use arrow::array::{Array, AsArray, StringViewArray};
+use arrow::record_batch::RecordBatch;
 use flowlens_model::finding::{Entity, EntityKind};
 use flowlens_model::flows::col;
-use polars::prelude::*;
+use polars::prelude::PlHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::Result;
-use crate::prepare::derived;
-use crate::rows::strs;
+use crate::net::{Scope, scope_of};
 use crate::stats::{Merge, merge_map, min_opt};
+use crate::{Error, Result};
+
+fn get(a: &StringViewArray, i: usize) -> Option<&str> {
+    a.is_valid(i).then(|| a.value(i))
+}
+
+fn view<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringViewArray> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_string_view_opt())
+        .ok_or_else(|| Error::Schema(format!("batch has no Utf8View `{name}` column")))
+}
 
 /// Metadata of one network interface.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,82 +84,127 @@ impl Merge for Inventory {
 }
 
 impl Inventory {
-    /// Learns from one prepared flows frame.
-    pub fn learn(&mut self, df: &DataFrame) -> Result<()> {
-        let metas = df
-            .clone()
-            .lazy()
-            .filter(col(col::INTERFACE_ID).is_not_null())
-            .group_by([
-                col(col::INTERFACE_ID),
-                col(col::INSTANCE_ID),
-                col(col::SUBNET_ID),
-                col(col::VPC_ID),
-                col(col::AZ_ID),
-                col(col::ACCOUNT_ID),
-                col(col::REGION),
-            ])
-            .agg([len()])
-            .collect()?;
-        let eni = strs(&metas, col::INTERFACE_ID)?;
-        let inst = strs(&metas, col::INSTANCE_ID)?;
-        let subnet = strs(&metas, col::SUBNET_ID)?;
-        let vpc = strs(&metas, col::VPC_ID)?;
-        let az = strs(&metas, col::AZ_ID)?;
-        let acct = strs(&metas, col::ACCOUNT_ID)?;
-        let region = strs(&metas, col::REGION)?;
-        for i in 0..eni.len() {
-            let Some(e) = eni[i].clone() else { continue };
-            let m = EniMeta {
-                instance: inst[i].clone(),
-                subnet: subnet[i].clone(),
-                vpc: vpc[i].clone(),
-                az: az[i].clone(),
-                account: acct[i].clone(),
-                region: region[i].clone(),
+    /// Learns from one flows batch (canonical schema) in a single pass over its columns.
+    ///
+    /// The registry calls it once per batch and hands the result to every flow
+    /// detector ([`crate::Detector::observe`]), instead of each detector grouping every
+    /// row by seven string keys. Consecutive records of one interface (the usual order
+    /// of a flow log) cost a few string comparisons; the rest one hash lookup.
+    ///
+    /// # Errors
+    /// The batch lacks a column or has it with another type.
+    pub fn learn_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        let eni = view(batch, col::INTERFACE_ID)?;
+        let fields = [
+            view(batch, col::INSTANCE_ID)?,
+            view(batch, col::SUBNET_ID)?,
+            view(batch, col::VPC_ID)?,
+            view(batch, col::AZ_ID)?,
+            view(batch, col::ACCOUNT_ID)?,
+            view(batch, col::REGION)?,
+        ];
+        let direction = view(batch, col::FLOW_DIRECTION)?;
+        let src = view(batch, col::SRCADDR)?;
+        let dst = view(batch, col::DSTADDR)?;
+
+        // Per interface of the batch: the smallest value of each field (as `merge`).
+        let mut metas: PlHashMap<&str, [Option<&str>; 6]> = PlHashMap::default();
+        // Per own address: the smallest interface, or None if it is not private.
+        let mut owners: PlHashMap<&str, Option<&str>> = PlHashMap::default();
+        let mut last_meta: Option<(&str, [Option<&str>; 6])> = None;
+        let mut last_owner: Option<(&str, &str)> = None;
+        for i in 0..batch.num_rows() {
+            let Some(e) = get(eni, i) else { continue };
+            let row = fields.map(|f| get(f, i));
+            if last_meta != Some((e, row)) {
+                let m = metas.entry(e).or_insert([None; 6]);
+                for (have, new) in m.iter_mut().zip(row) {
+                    if let Some(new) = new
+                        && have.is_none_or(|h| new < h)
+                    {
+                        *have = Some(new);
+                    }
+                }
+                last_meta = Some((e, row));
+            }
+            // The interface's own address: the source of its egress records, the
+            // destination of its other directed ones (private addresses only).
+            let own = match get(direction, i) {
+                None => continue,
+                Some("egress") => get(src, i),
+                Some(_) => get(dst, i),
             };
-            match self.enis.get_mut(&e) {
+            let Some(own) = own else { continue };
+            if last_owner == Some((own, e)) {
+                continue;
+            }
+            last_owner = Some((own, e));
+            let slot = owners
+                .entry(own)
+                .or_insert_with(|| (scope_of(own) == Scope::Private).then_some(e));
+            if let Some(have) = slot
+                && e < *have
+            {
+                *have = e;
+            }
+        }
+        for (e, m) in metas {
+            let [instance, subnet, vpc, az, account, region] = m.map(|v| v.map(str::to_string));
+            let m = EniMeta {
+                instance,
+                subnet,
+                vpc,
+                az,
+                account,
+                region,
+            };
+            match self.enis.get_mut(e) {
                 Some(old) => old.merge(m),
                 None => {
-                    self.enis.insert(e, m);
+                    self.enis.insert(e.to_string(), m);
                 }
             }
         }
-        // The interface's own address: the source of its egress records, the
-        // destination of its ingress ones (private addresses only).
-        let own = df
-            .clone()
-            .lazy()
-            .filter(col(col::FLOW_DIRECTION).is_not_null())
-            .select([
-                col(col::INTERFACE_ID),
-                when(col(col::FLOW_DIRECTION).eq(lit("egress")))
-                    .then(col(col::SRCADDR))
-                    .otherwise(col(col::DSTADDR))
-                    .alias("own"),
-                when(col(col::FLOW_DIRECTION).eq(lit("egress")))
-                    .then(col(derived::SRC_SCOPE))
-                    .otherwise(col(derived::DST_SCOPE))
-                    .alias("own_scope"),
-            ])
-            .filter(col("own_scope").eq(lit(crate::net::Scope::Private as i32)))
-            .group_by([col("own"), col(col::INTERFACE_ID)])
-            .agg([len()])
-            .collect()?;
-        let ip = strs(&own, "own")?;
-        let eni = strs(&own, col::INTERFACE_ID)?;
-        for (ip, eni) in ip.into_iter().zip(eni) {
-            if let (Some(ip), Some(eni)) = (ip, eni) {
-                let o = Owner { eni };
-                match self.owners.get_mut(&ip) {
-                    Some(old) => old.merge(o),
-                    None => {
-                        self.owners.insert(ip, o);
+        for (ip, eni) in owners {
+            let Some(eni) = eni else { continue };
+            match self.owners.get_mut(ip) {
+                Some(old) => {
+                    if eni < old.eni.as_str() {
+                        old.eni = eni.to_string();
                     }
+                }
+                None => {
+                    self.owners.insert(
+                        ip.to_string(),
+                        Owner {
+                            eni: eni.to_string(),
+                        },
+                    );
                 }
             }
         }
         Ok(())
+    }
+
+    /// Merges what another inventory learned, without consuming it.
+    pub fn absorb(&mut self, other: &Inventory) {
+        for (k, v) in &other.enis {
+            match self.enis.get_mut(k) {
+                Some(old) if old == v => {}
+                Some(old) => old.merge(v.clone()),
+                None => {
+                    self.enis.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        for (k, v) in &other.owners {
+            match self.owners.get_mut(k) {
+                Some(old) => old.merge(v.clone()),
+                None => {
+                    self.owners.insert(k.clone(), v.clone());
+                }
+            }
+        }
     }
 
     /// The interface owning a private address, if learned.
@@ -201,5 +258,81 @@ impl Inventory {
             Some((eni, _)) => format!("{ip} ({eni})"),
             None => ip.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flowlens_engine::decode::ObjectContext;
+    use flowlens_engine::decode::object::{DecodeOptions, ObjectDecoder};
+
+    use super::*;
+
+    const HEADER: &str = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status flow-direction instance-id subnet-id vpc-id az-id region";
+
+    fn batch(lines: &[&str]) -> RecordBatch {
+        let mut d = ObjectDecoder::new(ObjectContext::new("t.log"), DecodeOptions::default());
+        d.push(format!("{HEADER}\n{}\n", lines.join("\n")).as_bytes());
+        d.finish().unwrap();
+        let mut out = Vec::new();
+        while let Some((_, b)) = d.take_batch() {
+            out.push(b);
+        }
+        arrow::compute::concat_batches(&flowlens_model::flows::schema(), &out).unwrap()
+    }
+
+    fn learned(lines: &[&str]) -> Inventory {
+        let mut inv = Inventory::default();
+        inv.learn_batch(&batch(lines)).unwrap();
+        inv
+    }
+
+    const ROWS: &[&str] = &[
+        // Egress of eni-b: its own address is the source.
+        "5 111 eni-b 10.0.1.5 203.0.113.9 40000 443 6 1 100 1 2 ACCEPT OK egress i-2 subnet-1 vpc-1 use1-az1 us-east-1",
+        // Ingress of eni-b: its own address is the destination.
+        "5 111 eni-b 198.51.100.7 10.0.1.5 50000 22 6 1 100 1 2 ACCEPT OK ingress i-2 subnet-1 vpc-1 use1-az1 us-east-1",
+        // The same address claimed by a smaller interface: the smallest wins.
+        "5 111 eni-a 10.0.1.5 10.0.2.6 40001 443 6 1 100 1 2 ACCEPT OK egress - subnet-0 vpc-1 use1-az2 us-east-1",
+        // A later record of eni-a with the instance: fills the missing field.
+        "5 111 eni-a 10.0.9.9 10.0.2.6 40002 443 6 1 100 1 2 ACCEPT OK - i-1 subnet-0 vpc-1 use1-az2 us-east-1",
+        // Public own address: no owner. No direction: no owner.
+        "5 111 eni-c 54.1.2.3 10.0.2.6 40003 443 6 1 100 1 2 ACCEPT OK egress i-3 subnet-2 vpc-1 use1-az3 us-east-1",
+        // No interface: nothing learned.
+        "5 111 - 10.0.7.7 10.0.2.6 40004 443 6 1 100 1 2 ACCEPT OK egress i-4 subnet-2 vpc-1 use1-az3 us-east-1",
+    ];
+
+    #[test]
+    fn learns_interfaces_and_private_owners_smallest_first() {
+        let inv = learned(ROWS);
+        assert_eq!(
+            inv.enis.keys().collect::<Vec<_>>(),
+            ["eni-a", "eni-b", "eni-c"]
+        );
+        let a = &inv.enis["eni-a"];
+        assert_eq!(a.instance.as_deref(), Some("i-1"));
+        assert_eq!(a.subnet.as_deref(), Some("subnet-0"));
+        assert_eq!(a.az.as_deref(), Some("use1-az2"));
+        assert_eq!(a.account.as_deref(), Some("111"));
+        assert_eq!(inv.enis["eni-b"].instance.as_deref(), Some("i-2"));
+        assert_eq!(inv.eni_of("10.0.1.5"), Some("eni-a"));
+        assert_eq!(inv.eni_of("54.1.2.3"), None);
+        assert_eq!(inv.eni_of("10.0.9.9"), None);
+        assert_eq!(inv.eni_of("10.0.7.7"), None);
+        assert_eq!(inv.owners.len(), 1);
+    }
+
+    #[test]
+    fn order_and_batching_do_not_matter() {
+        let whole = learned(ROWS);
+        let mut reversed: Vec<&str> = ROWS.to_vec();
+        reversed.reverse();
+        assert_eq!(learned(&reversed), whole);
+        let mut split = learned(&ROWS[3..]);
+        split.absorb(&learned(&ROWS[..3]));
+        assert_eq!(split, whole);
+        let mut merged = learned(&ROWS[..2]);
+        merged.merge(learned(&ROWS[2..]));
+        assert_eq!(merged, whole);
     }
 }

@@ -25,7 +25,7 @@ use crate::inventory::Inventory;
 use crate::net::Scope;
 use crate::prepare::derived;
 use crate::render;
-use crate::rows::{ints, strs};
+use crate::rows::{ints, slot, str_refs};
 use crate::stats::{Merge, Windows, merge_map};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -391,8 +391,8 @@ impl Detector for Lateral {
         LogKind::Flows
     }
 
-    fn observe(&mut self, df: &DataFrame) -> Result<()> {
-        self.state.inventory.learn(df)?;
+    fn observe(&mut self, df: &DataFrame, learned: &Inventory) -> Result<()> {
+        self.state.inventory.absorb(learned);
         let w = self.cfg.window_secs;
         let private = lit(Scope::Private as i32);
         let agg = df
@@ -436,26 +436,20 @@ impl Detector for Lateral {
             ])
             .collect()?;
         let win = ints(&agg, "win")?;
-        let src = strs(&agg, fc::SRCADDR)?;
-        let dst = strs(&agg, fc::DSTADDR)?;
+        let src = str_refs(&agg, fc::SRCADDR)?;
+        let dst = str_refs(&agg, fc::DSTADDR)?;
         let port = ints(&agg, derived::SVC_PORT)?;
         let flows = ints(&agg, "flows")?;
         let rej = ints(&agg, "rej")?;
         let short = ints(&agg, "short")?;
         for i in 0..win.len() {
-            let (Some(s), Some(d)) = (&src[i], &dst[i]) else {
+            let (Some(s), Some(d)) = (src[i], dst[i]) else {
                 continue;
             };
             let Some(open) = self.state.windows.slot(win[i], flows[i] as u64) else {
                 continue;
             };
-            let acc = open
-                .entry(s.clone())
-                .or_default()
-                .entry(d.clone())
-                .or_default()
-                .entry(port[i] as i32)
-                .or_default();
+            let acc = slot(slot(open, s), d).entry(port[i] as i32).or_default();
             acc.merge(Acc {
                 flows: flows[i] as u64,
                 rejected: rej[i] as u64,

@@ -16,6 +16,7 @@
 pub mod config;
 pub mod detector;
 pub mod frame;
+pub mod inventory;
 pub use flowlens_model::net;
 pub mod prepare;
 pub mod stats;
@@ -23,7 +24,6 @@ pub mod stats;
 mod cross_az;
 mod exfiltration;
 mod exposure;
-mod inventory;
 mod lateral;
 mod render;
 mod rows;

@@ -1,8 +1,24 @@
 //! Reading the (small) results of polars aggregations row by row.
 
+use std::collections::BTreeMap;
+
 use polars::prelude::{DataFrame, DataType};
 
 use crate::Result;
+
+/// A string column of an aggregation result, borrowed (group keys keep their type):
+/// no allocation per row; keys are copied only when a map first sees them ([`slot`]).
+pub fn str_refs<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<Option<&'a str>>> {
+    Ok(df.column(name)?.str()?.iter().collect())
+}
+
+/// `map[key]`, inserted empty if absent: the key is copied only then.
+pub fn slot<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
+}
 
 /// A column of an aggregation result as strings.
 pub fn strs(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::Result;
 use crate::config::{Config, ScrapingConfig};
 use crate::detector::{Detector, state_methods};
+use crate::inventory::Inventory;
 use crate::prepare::derived;
 use crate::render;
 use crate::rows::{ints, strs};
@@ -366,7 +367,7 @@ impl Detector for Scraping {
         LogKind::Waf
     }
 
-    fn observe(&mut self, df: &DataFrame) -> Result<()> {
+    fn observe(&mut self, df: &DataFrame, _learned: &Inventory) -> Result<()> {
         let w = self.cfg.window_secs;
         let base = df
             .clone()

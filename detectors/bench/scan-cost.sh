@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Detector cost through the real CLI (run by hand, never in CI): generates a few million
+# flow records (default-format v2 gz objects, as AWS delivers them), then runs the release
+# `flowlens scan` over them on one core — with every detector disabled (decode only)
+# and with the defaults (all five) — and prints the CPU time (user + system) of each,
+# best of FLOWLENS_BENCH_RUNS (3), records/s and the detectors' share of decode time.
+# CPU time rather than wall time: the pipeline decodes on one task and detects on
+# another, so wall time would hide the work on a 2-core machine.
+# Environment: FLOWLENS_BENCH_SCALE (traffic multiplier, default 300), FLOWLENS_BENCH_HOURS
+# (2), FLOWLENS_BENCH_DIR, FLOWLENS_BENCH_RUNS.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/flowlens-target}"
+SCALE="${FLOWLENS_BENCH_SCALE:-300}"
+HOURS="${FLOWLENS_BENCH_HOURS:-2}"
+RUNS="${FLOWLENS_BENCH_RUNS:-3}"
+WORK="${FLOWLENS_BENCH_DIR:-${TMPDIR:-/tmp}/flowlens-sql-bench}"
+
+cargo build --release --locked --bin flowlens
+BIN="$CARGO_TARGET_DIR/release/flowlens"
+logs="$WORK/logs-$SCALE-$HOURS"
+if [ ! -d "$logs" ]; then
+  "$BIN" generate --out "$logs" --hours "$HOURS" --scale "$SCALE" --seed 1
+fi
+# The flow logs only (the WAF objects have a benchmark of their own in the decoder's).
+flows=$(find "$logs" -type d -name vpcflowlogs -o -type d -name 'aws-service=vpcflowlogs' | sort)
+
+none="$WORK/no-detectors.toml"
+for d in exfiltration_spike lateral_movement cross_az_cost scraping_bot public_exposure; do
+  printf '[%s]\nenabled = false\n' "$d"
+done >"$none"
+
+best_cpu() { # config → best user+sys seconds over $RUNS runs
+  local best=""
+  for _ in $(seq "$RUNS"); do
+    local t
+    # shellcheck disable=SC2086
+    t=$( { /usr/bin/time -f '%U %S' env POLARS_MAX_THREADS=1 "$BIN" scan $flows \
+      --concurrency 1 --quiet --config "$1" --report "$WORK/scan-report.json" >/dev/null; } 2>&1 | tail -1)
+    t=$(python3 -c "u, s = '$t'.split(); print(float(u) + float(s))")
+    best=$(python3 -c "print(min(float(x) for x in '$best $t'.split()))")
+  done
+  echo "$best"
+}
+
+defaults="$WORK/default-detectors.toml"
+: >"$defaults" # an empty configuration: every detector with its defaults
+decode=$(best_cpu "$none")
+scan=$(best_cpu "$defaults")
+records=$(python3 -c "import json; print(json.load(open('$WORK/scan-report.json'))['flow_records'])")
+python3 - "$records" "$decode" "$scan" <<'PY'
+import sys
+n, decode, scan = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+print(f"{n} flow records, one core (POLARS_MAX_THREADS=1, --concurrency 1), CPU seconds, best of runs")
+print(f"decode only (all detectors disabled): {decode:.2f} s = {n / decode / 1e6:.2f} M records/s")
+print(f"scan (decode + 5 detectors):          {scan:.2f} s = {n / scan / 1e6:.2f} M records/s")
+print(f"detectors: {scan - decode:.2f} s = {(scan - decode) / decode * 100:.0f} % of decode time (target < 33 %)")
+PY
