@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use arrow::array::builder::make_view;
 use arrow::array::{Array, AsArray, StringViewArray};
 use arrow::record_batch::RecordBatch;
 use flowlens_model::finding::{Entity, EntityKind};
@@ -18,6 +19,14 @@ use crate::{Error, Result};
 
 fn get(a: &StringViewArray, i: usize) -> Option<&str> {
     a.is_valid(i).then(|| a.value(i))
+}
+
+/// Row `i` (> 0) holds the same value as row `i - 1`, judged by the views alone (an
+/// all-zero view is a null or an empty string: the validity decides).
+#[inline]
+fn same_as_previous(a: &StringViewArray, i: usize) -> bool {
+    let v = a.views();
+    v[i] == v[i - 1] && (v[i] != 0 || a.is_valid(i) == a.is_valid(i - 1))
 }
 
 fn view<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringViewArray> {
@@ -106,42 +115,44 @@ impl Inventory {
         let direction = view(batch, col::FLOW_DIRECTION)?;
         let src = view(batch, col::SRCADDR)?;
         let dst = view(batch, col::DSTADDR)?;
+        let egress = make_view(b"egress", 0, 0);
 
         // Per interface of the batch: the smallest value of each field (as `merge`).
         let mut metas: PlHashMap<&str, [Option<&str>; 6]> = PlHashMap::default();
         // Per own address: the smallest interface, or None if it is not private.
         let mut owners: PlHashMap<&str, Option<&str>> = PlHashMap::default();
-        let mut last_meta: Option<(&str, [Option<&str>; 6])> = None;
-        let mut last_owner: Option<(&str, &str)> = None;
+        let mut last_owner: Option<(bool, u128, u128)> = None;
         for i in 0..batch.num_rows() {
             let Some(e) = get(eni, i) else { continue };
-            let row = fields.map(|f| get(f, i));
-            if last_meta != Some((e, row)) {
+            // A record with the same seven values as the one before (equal views are
+            // equal strings; the decoders reuse a repeated value's view) adds nothing.
+            if i == 0 || !fields.iter().chain([&eni]).all(|c| same_as_previous(c, i)) {
                 let m = metas.entry(e).or_insert([None; 6]);
-                for (have, new) in m.iter_mut().zip(row) {
-                    if let Some(new) = new
+                for (have, f) in m.iter_mut().zip(fields) {
+                    if let Some(new) = get(f, i)
                         && have.is_none_or(|h| new < h)
                     {
                         *have = Some(new);
                     }
                 }
-                last_meta = Some((e, row));
             }
             // The interface's own address: the source of its egress records, the
             // destination of its other directed ones (private addresses only).
-            let own = match get(direction, i) {
-                None => continue,
-                Some("egress") => get(src, i),
-                Some(_) => get(dst, i),
-            };
-            let Some(own) = own else { continue };
-            if last_owner == Some((own, e)) {
+            if direction.is_null(i) {
                 continue;
             }
-            last_owner = Some((own, e));
+            let out = direction.views()[i] == egress;
+            let own = if out { src } else { dst };
+            let Some(o) = get(own, i) else { continue };
+            // Views compare text only within one column: the key names the column.
+            let key = (out, own.views()[i], eni.views()[i]);
+            if last_owner == Some(key) {
+                continue;
+            }
+            last_owner = Some(key);
             let slot = owners
-                .entry(own)
-                .or_insert_with(|| (scope_of(own) == Scope::Private).then_some(e));
+                .entry(o)
+                .or_insert_with(|| (scope_of(o) == Scope::Private).then_some(e));
             if let Some(have) = slot
                 && e < *have
             {

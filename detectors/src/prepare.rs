@@ -97,16 +97,31 @@ fn i32s<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int32Array> {
         .ok_or_else(|| Error::Schema(format!("`{name}` is not Int32")))
 }
 
-fn scopes(a: &StringViewArray, fallback: Option<&Int32Array>) -> Int32Array {
-    (0..a.len())
-        .map(|i| {
-            if a.is_valid(i) {
-                Some(scope_of(a.value(i)) as i32)
-            } else {
-                Some(fallback.map_or(Scope::Unknown as i32, |f| f.value(i)))
-            }
-        })
-        .collect()
+/// The scope of each address of `a`. `base` is the plain address column beside a
+/// packet-level one, with its scopes: a null takes the base's scope, and so does the
+/// same text. Equal views are equal text within one array (the decoders reuse a
+/// repeated value's view), and across arrays when the text is inline (at most 12
+/// bytes), so a repeat of the previous row or of the base is not parsed again.
+fn scopes(a: &StringViewArray, base: Option<(&StringViewArray, &Int32Array)>) -> Int32Array {
+    let views = a.views();
+    let mut out = Vec::with_capacity(a.len());
+    for i in 0..a.len() {
+        let s = if a.is_null(i) {
+            base.map_or(Scope::Unknown as i32, |(_, s)| s.value(i))
+        } else if let Some((b, bs)) = base
+            && b.is_valid(i)
+            && b.views()[i] == views[i]
+            && views[i] as u32 <= 12
+        {
+            bs.value(i)
+        } else if i > 0 && views[i] == views[i - 1] && views[i] != 0 && a.is_valid(i - 1) {
+            out[i - 1]
+        } else {
+            scope_of(a.value(i)) as i32
+        };
+        out.push(s);
+    }
+    Int32Array::from(out)
 }
 
 /// The TCP responder heuristic, per record.
@@ -152,8 +167,8 @@ pub fn flows_frame(batch: &RecordBatch, allow: &Allow) -> Result<DataFrame> {
 
     let src_scope = scopes(src, None);
     let dst_scope = scopes(dst, None);
-    let psrc_scope = scopes(psrc, Some(&src_scope));
-    let pdst_scope = scopes(pdst, Some(&dst_scope));
+    let psrc_scope = scopes(psrc, Some((src, &src_scope)));
+    let pdst_scope = scopes(pdst, Some((dst, &dst_scope)));
     let n = batch.num_rows();
     let mut response = BooleanBuilder::with_capacity(n);
     let mut svc = Vec::with_capacity(n);
@@ -348,6 +363,42 @@ mod tests {
         assert!(is_response(Some(17), None, Some(53), Some(5353)));
         assert!(!is_response(Some(6), None, Some(45000), Some(50000)));
         assert!(!is_response(Some(1), None, Some(0), Some(0)));
+    }
+
+    #[test]
+    fn scopes_reuse_only_what_is_the_same_text() {
+        // Both long (not inline), same length and 4-byte prefix, each at offset 0 of
+        // its own array's buffer: equal views, different text and scope.
+        let src = StringViewArray::from(vec![
+            Some("100.64.100.100"),
+            Some("100.64.100.100"),
+            Some("10.0.0.1"),
+            None,
+            Some("8.8.8.8"),
+        ]);
+        let psrc = StringViewArray::from(vec![
+            Some("100.200.100.10"),
+            None,
+            Some("10.0.0.1"),
+            Some("10.0.0.1"),
+            Some("8.8.8.8"),
+        ]);
+        assert_eq!(src.views()[0], psrc.views()[0]);
+        let base = scopes(&src, None);
+        let (private, public, unknown) = (
+            Scope::Private as i32,
+            Scope::Public as i32,
+            Scope::Unknown as i32,
+        );
+        assert_eq!(
+            base.values().to_vec(),
+            [private, private, private, unknown, public]
+        );
+        let pkt = scopes(&psrc, Some((&src, &base)));
+        assert_eq!(
+            pkt.values().to_vec(),
+            [public, private, private, private, public]
+        );
     }
 
     #[test]
