@@ -140,7 +140,7 @@ const NO_SUBJECT: &str =
 
 /// `'...'` with quotes doubled: a log value as a SQL string literal.
 pub fn lit(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+    flowlens_queries::saved::text_literal(s)
 }
 
 fn date(secs: i64) -> String {

@@ -174,8 +174,14 @@ fn literal(p: &Param, v: &str) -> Result<String> {
                 flowlens_model::net::Cidr::from_str(v.trim()).map_err(|_| bad("a CIDR block"))?;
             format!("'{c}'")
         }
-        ParamKind::Text => format!("'{}'", v.replace('\'', "''")),
+        ParamKind::Text => text_literal(v),
     })
+}
+
+/// `s` as a SQL string literal (quotes doubled): the one way flowlens puts text from
+/// a user, a log or a finding into SQL.
+pub fn text_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 impl SavedQuery {
