@@ -6,16 +6,17 @@
 use std::collections::BTreeMap;
 
 use arrow::array::builder::make_view;
-use arrow::array::{Array, AsArray, StringViewArray};
+use arrow::array::{Array, StringViewArray};
 use arrow::record_batch::RecordBatch;
 use flowlens_model::finding::{Entity, EntityKind};
 use flowlens_model::flows::col;
 use polars::prelude::PlHashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::Result;
 use crate::net::{Scope, scope_of};
+use crate::prepare::strs as view;
 use crate::stats::{Merge, merge_map, min_opt};
-use crate::{Error, Result};
 
 fn get(a: &StringViewArray, i: usize) -> Option<&str> {
     a.is_valid(i).then(|| a.value(i))
@@ -27,13 +28,6 @@ fn get(a: &StringViewArray, i: usize) -> Option<&str> {
 fn same_as_previous(a: &StringViewArray, i: usize) -> bool {
     let v = a.views();
     v[i] == v[i - 1] && (v[i] != 0 || a.is_valid(i) == a.is_valid(i - 1))
-}
-
-fn view<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringViewArray> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_string_view_opt())
-        .ok_or_else(|| Error::Schema(format!("batch has no Utf8View `{name}` column")))
 }
 
 /// Metadata of one network interface.
@@ -98,7 +92,7 @@ impl Inventory {
     /// The registry calls it once per batch and hands the result to every flow
     /// detector ([`crate::Detector::observe`]), instead of each detector grouping every
     /// row by seven string keys. Consecutive records of one interface (the usual order
-    /// of a flow log) cost a few string comparisons; the rest one hash lookup.
+    /// of a flow log) cost a few view comparisons; the rest one hash lookup.
     ///
     /// # Errors
     /// The batch lacks a column or has it with another type.

@@ -85,7 +85,7 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
         .ok_or_else(|| Error::Schema(format!("batch has no `{name}` column")))
 }
 
-fn strs<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringViewArray> {
+pub(crate) fn strs<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringViewArray> {
     column(batch, name)?
         .as_string_view_opt()
         .ok_or_else(|| Error::Schema(format!("`{name}` is not Utf8View")))
