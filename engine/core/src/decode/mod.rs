@@ -14,6 +14,7 @@
 
 pub mod gzip;
 pub mod inflate;
+mod num_col;
 pub mod object;
 mod str_col;
 pub mod vpc_parquet;

@@ -14,6 +14,30 @@ use arrow::array::StringViewArray;
 use arrow::array::builder::{NullBufferBuilder, make_view};
 use arrow::buffer::{Buffer, ScalarBuffer};
 
+/// The `Utf8View` view of a value of at most 12 bytes, given the little-endian word
+/// whose low bytes are the value (as `vpc_text::fast::load16` loads it).
+#[inline(always)]
+pub(crate) fn inline_view(head: u128, len: usize) -> u128 {
+    debug_assert!(len <= 12);
+    let bytes = head & ((1u128 << (8 * len)) - 1);
+    (bytes << 32) | len as u128
+}
+
+/// Whether two equally long values (over 12 bytes) are equal: up to 32 bytes as two
+/// overlapping 16-byte words each (ids such as `eni-0123456789abcdef0` are 21 bytes),
+/// without a call to `memcmp`.
+#[inline(always)]
+fn same_long(a: &[u8], b: &[u8]) -> bool {
+    debug_assert_eq!(a.len(), b.len());
+    let len = a.len();
+    if !(16..=32).contains(&len) {
+        return a == b;
+    }
+    let word =
+        |s: &[u8], at: usize| u128::from_le_bytes(s[at..at + 16].try_into().expect("16 bytes"));
+    word(a, 0) == word(b, 0) && word(a, len - 16) == word(b, len - 16)
+}
+
 /// Builds one `Utf8View` column.
 pub(crate) struct StrCol {
     views: Vec<u128>,
@@ -54,11 +78,47 @@ impl StrCol {
         self.nulls.append_non_null();
     }
 
+    /// Appends a token of printable ASCII bytes (checked by the caller) whose first
+    /// bytes `head` holds, as the fast path loads them (see `vpc_text::fast`): a short
+    /// token's view is built from `head` without copying byte by byte.
+    #[inline]
+    pub(crate) fn append_ascii(&mut self, bytes: &[u8], head: u128) {
+        debug_assert!(bytes.is_ascii());
+        let len = bytes.len();
+        let view = if len <= 12 {
+            inline_view(head, len)
+        } else {
+            match self.last_long {
+                Some(v) if self.same_as(v, bytes) => v,
+                _ => {
+                    let offset = self.data.len();
+                    self.data.extend_from_slice(bytes);
+                    let v = make_view(bytes, 0, offset as u32);
+                    self.last_long = Some(v);
+                    v
+                }
+            }
+        };
+        self.views.push(view);
+        self.nulls.append_non_null();
+    }
+
+    /// Keeps the first `rows` values (the bytes of dropped ones stay unreferenced in
+    /// the data block).
+    pub(crate) fn truncate(&mut self, rows: usize) {
+        self.views.truncate(rows);
+        self.nulls.truncate(rows);
+    }
+
     #[inline]
     fn same_as(&self, view: u128, bytes: &[u8]) -> bool {
         let len = view as u32 as usize;
         let offset = (view >> 96) as u32 as usize;
-        len == bytes.len() && self.data.get(offset..offset + len) == Some(bytes)
+        len == bytes.len()
+            && self
+                .data
+                .get(offset..offset + len)
+                .is_some_and(|stored| same_long(stored, bytes))
     }
 
     #[inline]
@@ -84,9 +144,10 @@ impl StrCol {
         if cfg!(debug_assertions) {
             return StringViewArray::try_new(views, buffers, nulls).expect("valid views");
         }
-        // SAFETY: every view was made by `make_view` from a `&str` (valid UTF-8) at the
-        // offset where its bytes were copied into the single data block (block 0), or
-        // copied from such a view; null slots hold the zero view. The data block is
+        // SAFETY: every view was made from a `&str` (valid UTF-8) or from ASCII bytes
+        // (`append_ascii`'s contract) — inline, or by `make_view` at the offset where its
+        // bytes were copied into the single data block (block 0) — or copied from such a
+        // view; null slots hold the zero view. The data block is
         // below 4 GiB because a batch holds at most a few MiB of text per column.
         unsafe { StringViewArray::new_unchecked(views, buffers, nulls) }
     }
@@ -96,6 +157,32 @@ impl StrCol {
 mod tests {
     use super::*;
     use arrow::array::Array;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn inline_views_match_arrow(text in "[!-~]{0,12}", tail in any::<u128>()) {
+            let mut word = tail.to_le_bytes();
+            word[..text.len()].copy_from_slice(text.as_bytes());
+            prop_assert_eq!(
+                inline_view(u128::from_le_bytes(word), text.len()),
+                make_view(text.as_bytes(), 0, 0)
+            );
+        }
+    }
+
+    #[test]
+    fn long_values_compare_every_byte() {
+        for len in 13..40 {
+            let a: Vec<u8> = (0..len as u8).collect();
+            assert!(same_long(&a, &a.clone()));
+            for at in 0..len {
+                let mut b = a.clone();
+                b[at] ^= 1;
+                assert!(!same_long(&a, &b), "{len} {at}");
+            }
+        }
+    }
 
     #[test]
     fn inline_long_repeated_and_null() {

@@ -10,10 +10,12 @@
 
 use std::sync::Arc;
 
-use arrow::array::builder::{Int32Builder, Int64Builder, MapBuilder, StringBuilder};
+use arrow::array::builder::{MapBuilder, StringBuilder};
 use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::{Int32Type, Int64Type};
 use flowlens_model::flows::{self, DEFAULT_FORMAT, FLOW_FIELDS, FieldKind};
 
+use super::num_col::NumCol;
 use super::str_col::StrCol;
 use super::{DecodeOutput, DecodeStats, ObjectContext, RecordDecoder, quote};
 use crate::error::{Error, RecordError, Result};
@@ -23,6 +25,12 @@ use crate::util::{const_str_view, null_array};
 const MAX_FIELDS: usize = 96;
 /// Longest line kept; a longer one is reported and skipped.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// Longest token the fast path takes (longer ones go to the general path, which also
+/// enforces [`MAX_LINE_BYTES`]: `MAX_FIELDS` tokens this long fit in a line).
+const FAST_MAX_TOKEN: usize = 4096;
+const _: () = assert!(MAX_FIELDS * (FAST_MAX_TOKEN + 1) < MAX_LINE_BYTES);
+
+mod fast;
 
 /// Where a format position goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,25 +142,42 @@ fn is_field_name(name: &[u8]) -> bool {
 }
 
 /// Inclusive upper bound of a numeric field's value, by column.
-fn max_value(column: &str) -> i64 {
+fn max_value(column: &str) -> u64 {
     use flows::col::*;
     match column {
         SRCPORT | DSTPORT => 65_535,
         PROTOCOL | VERSION | TCP_FLAGS | TRAFFIC_PATH | ENCRYPTION_STATUS => 255,
-        _ => i64::MAX,
+        _ => i64::MAX as u64,
     }
 }
 
+/// The builder of one format position. `repr(u8)` gives the enum a plain tag, which the
+/// fast path's per-field dispatch reads in one load (a niche-encoded tag took several
+/// instructions per field).
+#[repr(u8)]
 enum Column {
     Str(StrCol),
-    I32(Int32Builder),
-    I64(Int64Builder),
+    I32(NumCol<Int32Type>),
+    I64(NumCol<Int64Type>),
+    /// An unknown field: its values go to the `extra` map.
+    Extra,
+}
+
+impl Column {
+    fn truncate(&mut self, rows: usize) {
+        match self {
+            Column::Str(c) => c.truncate(rows),
+            Column::I32(c) => c.truncate(rows),
+            Column::I64(c) => c.truncate(rows),
+            Column::Extra => {}
+        }
+    }
 }
 
 /// Per-slot decoding plan.
 struct SlotPlan {
     kind: FieldKind,
-    max: i64,
+    max: u64,
     /// Value used when the record has `-` (account/region from the object key).
     fill: Option<String>,
 }
@@ -160,9 +185,12 @@ struct SlotPlan {
 struct Active {
     format: Format,
     plans: Vec<SlotPlan>,
-    columns: Vec<Option<Column>>, // by slot, None for extra slots
+    columns: Vec<Column>, // by slot
     extra: Option<MapBuilder<StringBuilder, StringBuilder>>,
     rows: usize,
+    /// Whether records can take the fast path ([`Active::fast_record`]): every field is
+    /// a known one.
+    fast: bool,
     /// Absent and constant columns, by schema index, reused across batches.
     fixed: Vec<Option<ArrayRef>>,
 }
@@ -185,11 +213,11 @@ impl Active {
                         max: max_value(f.column),
                         fill,
                     });
-                    columns.push(Some(match f.kind {
+                    columns.push(match f.kind {
                         FieldKind::Str => Column::Str(StrCol::with_capacity(capacity)),
-                        FieldKind::I32 => Column::I32(Int32Builder::with_capacity(capacity)),
-                        FieldKind::I64 => Column::I64(Int64Builder::with_capacity(capacity)),
-                    }));
+                        FieldKind::I32 => Column::I32(NumCol::with_capacity(capacity)),
+                        FieldKind::I64 => Column::I64(NumCol::with_capacity(capacity)),
+                    });
                 }
                 Slot::Extra(_) => {
                     plans.push(SlotPlan {
@@ -197,12 +225,13 @@ impl Active {
                         max: 0,
                         fill: None,
                     });
-                    columns.push(None);
+                    columns.push(Column::Extra);
                 }
             }
         }
         let extra = (!format.extra_names.is_empty()).then(super::extra_map_builder);
         Active {
+            fast: extra.is_none(),
             format,
             plans,
             columns,
@@ -217,18 +246,15 @@ impl Active {
         let rows = std::mem::take(&mut self.rows);
         let mut arrays: Vec<Option<ArrayRef>> = vec![None; schema.fields().len()];
         for (slot, column) in self.format.slots.iter().zip(self.columns.iter_mut()) {
-            if let (Slot::Known(i), Some(column)) = (slot, column) {
+            if let Slot::Known(i) = slot {
                 // Builders restart with the last batch's capacity, so the next batch
                 // does not regrow every column from zero.
-                arrays[*i] = Some(match column {
-                    Column::Str(b) => Arc::new(b.finish()) as ArrayRef,
-                    Column::I32(b) => {
-                        Arc::new(std::mem::replace(b, Int32Builder::with_capacity(rows)).finish())
-                    }
-                    Column::I64(b) => {
-                        Arc::new(std::mem::replace(b, Int64Builder::with_capacity(rows)).finish())
-                    }
-                });
+                arrays[*i] = match column {
+                    Column::Str(b) => Some(Arc::new(b.finish()) as ArrayRef),
+                    Column::I32(b) => Some(Arc::new(b.finish())),
+                    Column::I64(b) => Some(Arc::new(b.finish())),
+                    Column::Extra => None,
+                };
             }
         }
         if let Some(extra) = &mut self.extra {
@@ -275,6 +301,73 @@ impl Active {
     }
 }
 
+/// Why [`Active::fast_record`] let go of a record.
+enum Bail {
+    /// The record needs the general path.
+    General,
+    /// The indexed window ended inside the record.
+    Window,
+}
+
+impl Active {
+    /// Decodes the record that starts at `buf[start]` if it has the plain shape AWS
+    /// writes — printable ASCII tokens, one space between them, a newline right after
+    /// the last — and every number is valid; returns where the next line starts.
+    ///
+    /// `stops` lists where tokens end (see [`fast`]), its cursor at the first stop at or
+    /// after `start`; tokens go straight into the builders. On `Err` the builders may
+    /// hold part of the record (the caller truncates them to [`Active::rows`]) and the
+    /// cursor is anywhere.
+    #[inline]
+    fn fast_record(
+        &mut self,
+        buf: &[u8],
+        start: usize,
+        stops: &mut fast::Stops,
+    ) -> Result<usize, Bail> {
+        let last = self.plans.len() - 1;
+        let mut at = start;
+        for (k, (plan, column)) in self.plans.iter().zip(self.columns.iter_mut()).enumerate() {
+            let end = stops.next().ok_or(Bail::Window)?;
+            let len = end - at;
+            let expected_end = if k == last { b'\n' } else { b' ' };
+            if len == 0 || len > FAST_MAX_TOKEN || buf[end] != expected_end {
+                return Err(Bail::General);
+            }
+            let token = &buf[at..end];
+            let head = fast::load16(buf, at);
+            let dash = token == b"-";
+            match column {
+                Column::Str(c) => match (dash, &plan.fill) {
+                    (false, _) => c.append_ascii(token, head),
+                    (true, Some(fill)) => c.append_value(fill),
+                    (true, None) => c.append_null(),
+                },
+                Column::I32(c) if dash => c.append_null(),
+                Column::I64(c) if dash => c.append_null(),
+                Column::I32(c) => {
+                    let v = fast::parse_uint(head, token).filter(|v| *v <= plan.max);
+                    c.append_value(v.ok_or(Bail::General)? as i32);
+                }
+                Column::I64(c) => {
+                    let v = fast::parse_uint(head, token).filter(|v| *v <= plan.max);
+                    c.append_value(v.ok_or(Bail::General)? as i64);
+                }
+                Column::Extra => return Err(Bail::General),
+            }
+            at = end + 1;
+        }
+        Ok(at)
+    }
+
+    /// Drops whatever the builders hold past the last complete record.
+    fn truncate(&mut self) {
+        for column in &mut self.columns {
+            column.truncate(self.rows);
+        }
+    }
+}
+
 /// Decodes VPC Flow Log text (see the module docs).
 pub struct VpcTextDecoder {
     ctx: ObjectContext,
@@ -290,6 +383,10 @@ pub struct VpcTextDecoder {
     /// Per-line scratch, reused: token spans and parsed numbers.
     spans: Vec<(usize, usize)>,
     nums: Vec<i64>,
+    /// Off only in tests that compare the fast path with the general one.
+    fast_path: bool,
+    /// The fast path's index of token ends, reused.
+    stops: fast::Stops,
 }
 
 impl VpcTextDecoder {
@@ -308,6 +405,8 @@ impl VpcTextDecoder {
             finished: false,
             spans: Vec::with_capacity(MAX_FIELDS + 1),
             nums: Vec::with_capacity(MAX_FIELDS),
+            fast_path: true,
+            stops: fast::Stops::default(),
         }
     }
 
@@ -332,7 +431,9 @@ impl VpcTextDecoder {
                 None => (self.configured.clone(), false),
             };
             let cap = self.batch_rows.min(4096);
-            self.active = Some(Active::new(format, &self.ctx, cap));
+            let mut active = Active::new(format, &self.ctx, cap);
+            active.fast &= self.fast_path;
+            self.active = Some(active);
             if is_header {
                 return;
             }
@@ -354,54 +455,45 @@ impl VpcTextDecoder {
         }
     }
 
-    /// The fast path for a run of complete lines (`region` ends with `\n`): separators
-    /// and line ends are found eight bytes at a time (SWAR), with no branch per byte.
+    /// A run of complete lines (`region` ends with `\n`): each line takes the fast path
+    /// ([`Active::fast_record`]) when it can, the general one otherwise.
     fn push_lines(&mut self, region: &[u8]) {
-        let mut st = ScanState::default();
-        self.spans.clear();
-        let words = region.chunks_exact(8);
-        let tail_at = region.len() - words.remainder().len();
-        for (w, word) in words.enumerate() {
-            let mut mask = separator_mask(u64::from_le_bytes(
-                word.try_into().expect("chunks_exact gives 8 bytes"),
-            ));
-            while mask != 0 {
-                let pos = w * 8 + (mask.trailing_zeros() / 8) as usize;
-                mask &= mask - 1;
-                self.separator(region, pos, &mut st);
+        let mut stops = std::mem::take(&mut self.stops);
+        let mut indexed = false;
+        let mut at = 0;
+        while at < region.len() {
+            if let Some(active) = self.active.as_mut().filter(|a| a.fast) {
+                if !indexed {
+                    stops.index(region, at);
+                    indexed = true;
+                }
+                let mut outcome = active.fast_record(region, at, &mut stops);
+                if matches!(outcome, Err(Bail::Window)) && !stops.covers_to_end(region) {
+                    // The window ended inside this line: index on from its start.
+                    active.truncate();
+                    stops.index(region, at);
+                    outcome = active.fast_record(region, at, &mut stops);
+                }
+                if let Ok(next) = outcome {
+                    active.rows += 1;
+                    self.out.records += 1;
+                    self.line += 1;
+                    at = next;
+                    if active.rows >= self.batch_rows {
+                        self.flush();
+                    }
+                    continue;
+                }
+                active.truncate();
+            }
+            let end = memchr::memchr(b'\n', &region[at..]).map_or(region.len(), |i| at + i);
+            self.process_raw_line(&region[at..end]);
+            at = end + 1;
+            if indexed {
+                stops.seek(at);
             }
         }
-        for pos in tail_at..region.len() {
-            if matches!(region[pos], b' ' | b'\t' | b'\n') {
-                self.separator(region, pos, &mut st);
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn separator(&mut self, region: &[u8], pos: usize, st: &mut ScanState) {
-        if pos > st.tok_start {
-            if st.n <= MAX_FIELDS {
-                self.spans
-                    .push((st.tok_start - st.line_start, pos - st.line_start));
-            }
-            st.n += 1;
-        }
-        st.tok_start = pos + 1;
-        if region[pos] != b'\n' {
-            return;
-        }
-        let line = &region[st.line_start..pos];
-        if self.active.is_none() || line.len() > MAX_LINE_BYTES || line.last() == Some(&b'\r') {
-            // Rare shapes (first line, over-long, CRLF) take the general path.
-            self.process_raw_line(line);
-        } else {
-            self.line += 1;
-            self.record_line(line, st.n);
-        }
-        self.spans.clear();
-        st.n = 0;
-        st.line_start = pos + 1;
+        self.stops = stops;
     }
 
     /// A complete line through the general path, over-long lines reported.
@@ -471,7 +563,7 @@ impl VpcTextDecoder {
                 continue;
             }
             match parse_uint(tok) {
-                Some(v) if v <= plan.max as u64 => nums.push(v as i64),
+                Some(v) if v <= plan.max => nums.push(v as i64),
                 parsed => {
                     let slot = active.format.slots[k];
                     errors.record(line_no, || {
@@ -501,7 +593,7 @@ impl VpcTextDecoder {
         {
             let (a, b) = spans[k];
             match column {
-                Some(Column::Str(builder)) => {
+                Column::Str(builder) => {
                     let tok = text.get(a..b).unwrap_or_default();
                     if tok == "-" {
                         match &plan.fill {
@@ -512,21 +604,21 @@ impl VpcTextDecoder {
                         builder.append_value(tok);
                     }
                 }
-                Some(Column::I32(builder)) => {
+                Column::I32(builder) => {
                     if nums[k] < 0 {
                         builder.append_null()
                     } else {
                         builder.append_value(nums[k] as i32)
                     }
                 }
-                Some(Column::I64(builder)) => {
+                Column::I64(builder) => {
                     if nums[k] < 0 {
                         builder.append_null()
                     } else {
                         builder.append_value(nums[k])
                     }
                 }
-                None => {}
+                Column::Extra => {}
             }
         }
         if let Some(extra) = &mut active.extra {
@@ -589,31 +681,6 @@ impl VpcTextDecoder {
             self.pending.clear();
         }
     }
-}
-
-/// Scan position of [`VpcTextDecoder::push_lines`].
-#[derive(Default)]
-struct ScanState {
-    line_start: usize,
-    tok_start: usize,
-    /// Tokens of the current line so far.
-    n: usize,
-}
-
-/// High bit set in every byte of `w` that is exactly zero (no false positives).
-#[inline(always)]
-fn zero_bytes(w: u64) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    !(((w & LOW7).wrapping_add(LOW7)) | w | LOW7)
-}
-
-/// High bit set in every byte of `w` that is a space, a tab or a newline.
-#[inline(always)]
-fn separator_mask(w: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    zero_bytes(w ^ (ONES * b' ' as u64))
-        | zero_bytes(w ^ (ONES * b'\t' as u64))
-        | zero_bytes(w ^ (ONES * b'\n' as u64))
 }
 
 /// Splits `line` on runs of spaces and tabs into `spans` (at most `MAX_FIELDS + 1`
@@ -723,6 +790,9 @@ mod tests {
     use super::*;
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{Int32Type, Int64Type};
+    use proptest::prelude::Strategy;
+    use proptest::prop_oneof;
+    use proptest::strategy::Just;
 
     fn decode(input: &str, format: Option<&str>) -> (Vec<RecordBatch>, Vec<RecordError>) {
         let mut d = VpcTextDecoder::new(
@@ -742,18 +812,130 @@ mod tests {
         (out, d.take_errors())
     }
 
+    /// One line of a property test: a record in the plain shape or bent by one of the
+    /// anomalies the fast path hands to the general one.
+    fn line_strategy() -> impl Strategy<Value = String> {
+        let token = prop_oneof![
+            4 => "[0-9]{1,10}",
+            2 => "[a-z0-9.:-]{1,24}",
+            1 => Just("-".to_string()),
+            1 => "[0-9]{11,21}",
+            1 => "[ -~]{0,6}",
+            1 => "[\\x00-\\x1f\\x7f-\\u{3b1}]{1,3}",
+            1 => "[0-9a-z]{1,3}[\\x00-\\x08\\x0b-\\x1f\\x7f-\\u{3b1}][0-9a-z]{1,3}",
+        ];
+        let sep = || prop_oneof![8 => Just(" "), 1 => Just("  "), 1 => Just("\t")];
+        let end = || prop_oneof![6 => Just(""), 1 => Just("\r"), 1 => Just(" ")];
+        // A plain record with one token replaced (and maybe another dropped) and one
+        // separator changed: the fast path gets as far as that token before it has to
+        // let go.
+        let bent = (
+            0..14usize,
+            token.clone(),
+            0..13usize,
+            sep(),
+            end(),
+            proptest::option::of(0..14usize),
+        )
+            .prop_map(|(at, t, sep_at, sep, end, drop)| {
+                let mut tokens: Vec<String> = PLAIN.split(' ').map(str::to_string).collect();
+                tokens[at] = t;
+                if let Some(drop) = drop.filter(|d| *d != at) {
+                    tokens.remove(drop);
+                }
+                let mut line = String::new();
+                for (i, t) in tokens.iter().enumerate() {
+                    if i > 0 {
+                        line.push_str(if i == sep_at + 1 { sep } else { " " });
+                    }
+                    line.push_str(t);
+                }
+                line + end
+            });
+        let random =
+            (proptest::collection::vec((token, sep()), 12..16), end()).prop_map(|(tokens, end)| {
+                let mut line = String::new();
+                for (i, (t, sep)) in tokens.iter().enumerate() {
+                    if i > 0 {
+                        line.push_str(sep);
+                    }
+                    line.push_str(t);
+                }
+                line + end
+            });
+        prop_oneof![bent, random]
+    }
+
+    const PLAIN: &str = "2 123456789010 eni-0a1b2c3d4e5f60718 10.0.0.1 10.0.0.2 443 49152 6 10 840 1418530010 1418530070 ACCEPT OK";
+
+    fn decode_all(
+        input: &[u8],
+        fast_path: bool,
+    ) -> (Vec<RecordBatch>, Vec<RecordError>, DecodeStats) {
+        decode_chunked(input, fast_path, 97)
+    }
+
+    fn decode_chunked(
+        input: &[u8],
+        fast_path: bool,
+        chunk: usize,
+    ) -> (Vec<RecordBatch>, Vec<RecordError>, DecodeStats) {
+        let mut d = VpcTextDecoder::new(ObjectContext::new("s3://b/k"), None).with_batch_rows(7);
+        d.fast_path = fast_path;
+        for chunk in input.chunks(chunk) {
+            d.push(chunk);
+        }
+        d.finish();
+        let mut batches = vec![];
+        while let Some(b) = d.take_batch() {
+            batches.push(b);
+        }
+        (batches, d.take_errors(), d.stats())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        /// The fast path decodes exactly what the general path does — values, nulls,
+        /// errors and counts — whatever the lines look like.
+        #[test]
+        fn fast_path_agrees_with_the_general_path(
+            lines in proptest::collection::vec(line_strategy(), 1..40),
+            good in proptest::collection::vec(proptest::bool::ANY, 40),
+        ) {
+            let mut input = String::new();
+            for (line, good) in lines.iter().zip(good) {
+                input.push_str(if good { PLAIN } else { line });
+                input.push('\n');
+            }
+            let fast = decode_all(input.as_bytes(), true);
+            let general = decode_all(input.as_bytes(), false);
+            proptest::prop_assert_eq!(fast, general);
+        }
+    }
+
     #[test]
-    fn separator_mask_is_exact() {
-        for bytes in [
-            *b"a b\tc\nd ",
-            *b"        ",
-            *b"\x00\x20\x09\x0a\x21\x1f\x8a\xa0",
-            *b"\xff\xfe\x0b\x0c\r\n \x01",
+    fn lines_across_index_windows() {
+        let mut input = format!("{PLAIN}\n").repeat(2000);
+        // A line longer than a whole window (malformed: one field too many).
+        input.push_str(&format!("{PLAIN} {}\n", "x".repeat(fast::WINDOW + 10)));
+        input.push_str(&format!("{PLAIN}\n").repeat(10));
+        let fast = decode_chunked(input.as_bytes(), true, input.len());
+        assert_eq!((fast.2.records, fast.2.malformed), (2010, 1));
+        assert_eq!(fast, decode_chunked(input.as_bytes(), false, input.len()));
+    }
+
+    #[test]
+    fn control_bytes_do_not_split_tokens() {
+        // 13 fields, one of them holding a control byte: malformed on both paths.
+        for line in [
+            "2 12\u{1}34 10.0.0.1 10.0.0.2 443 49152 6 10 840 1418530010 1418530070 ACCEPT OK\n",
+            "2 12\u{3b1}34 10.0.0.1 10.0.0.2 443 49152 6 10 840 1418530010 1418530070 ACCEPT OK\n",
         ] {
-            let m = separator_mask(u64::from_le_bytes(bytes));
-            for (i, b) in bytes.iter().enumerate() {
-                let set = m >> (i * 8 + 7) & 1 == 1;
-                assert_eq!(set, matches!(b, b' ' | b'\t' | b'\n'), "{bytes:?} byte {i}");
+            let input = format!("{PLAIN}\n{line}{PLAIN}\n");
+            for fast_path in [true, false] {
+                let (_, errors, stats) = decode_all(input.as_bytes(), fast_path);
+                assert_eq!((stats.records, stats.malformed), (2, 1), "{line}");
+                assert!(errors[0].reason.starts_with("expected 14 fields, found 13"));
             }
         }
     }
