@@ -280,7 +280,7 @@ impl ObjectDecoder {
         }
         if let Stage::GzipBuffered(buf) = &mut self.stage {
             let buf = std::mem::take(buf);
-            let mut data = Vec::new();
+            let mut data = inflate::buffer();
             match inflate::gunzip_all(&buf, &mut data) {
                 Ok(()) => {
                     let mut sniffer = ContentSniffer::new(self.ctx.clone(), self.opts.clone());
@@ -294,6 +294,7 @@ impl ObjectDecoder {
                     };
                 }
                 Err(_) => {
+                    inflate::recycle(data);
                     // Corrupt, truncated or huge: the streaming path keeps every record
                     // before a break and reports it the same way as for large objects.
                     self.stage = Stage::GzipBuffered(buf);
@@ -409,7 +410,7 @@ impl ObjectDecoder {
                     *pos = end;
                 } else if !*done {
                     *done = true;
-                    *data = Vec::new();
+                    inflate::recycle(std::mem::take(data));
                     if let Some((_, d)) = &mut sniffer.decoder {
                         d.finish();
                     }

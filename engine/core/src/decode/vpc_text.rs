@@ -387,6 +387,9 @@ pub struct VpcTextDecoder {
     fast_path: bool,
     /// The fast path's index of token ends, reused.
     stops: fast::Stops,
+    /// Records the fast path decoded (tests check that plain records take it).
+    #[cfg(test)]
+    fast_records: u64,
 }
 
 impl VpcTextDecoder {
@@ -407,6 +410,8 @@ impl VpcTextDecoder {
             nums: Vec::with_capacity(MAX_FIELDS),
             fast_path: true,
             stops: fast::Stops::default(),
+            #[cfg(test)]
+            fast_records: 0,
         }
     }
 
@@ -475,6 +480,10 @@ impl VpcTextDecoder {
                     outcome = active.fast_record(region, at, &mut stops);
                 }
                 if let Ok(next) = outcome {
+                    #[cfg(test)]
+                    {
+                        self.fast_records += 1;
+                    }
                     active.rows += 1;
                     self.out.records += 1;
                     self.line += 1;
@@ -910,6 +919,26 @@ mod tests {
             let fast = decode_all(input.as_bytes(), true);
             let general = decode_all(input.as_bytes(), false);
             proptest::prop_assert_eq!(fast, general);
+        }
+    }
+
+    #[test]
+    fn plain_records_of_every_format_take_the_fast_path() {
+        let v5 = "version srcaddr dstaddr srcport dstport protocol start end type packets bytes account-id vpc-id subnet-id instance-id interface-id region az-id sublocation-type sublocation-id action tcp-flags pkt-srcaddr pkt-dstaddr pkt-src-aws-service pkt-dst-aws-service traffic-path flow-direction log-status
+5 10.0.0.10 10.0.11.21 59202 8080 6 1748861221 1748861247 IPv4 35 8748 123456789012 vpc-0a1b2c3d4e5f60718 subnet-021a2b3c4d5e6f7a8 i-00081deadbeef0008 eni-00081c0ffee00008 us-east-1 use1-az2 - - ACCEPT 3 10.0.0.10 10.0.11.21 - - - ingress OK
+5 10.0.11.21 10.0.0.10 8080 59202 6 1748861221 1748861247 IPv4 21 137179 123456789012 vpc-0a1b2c3d4e5f60718 subnet-021a2b3c4d5e6f7a8 i-00081deadbeef0008 eni-00081c0ffee00008 us-east-1 use1-az2 - - ACCEPT 19 10.0.11.21 10.0.0.10 - - 1 egress OK
+";
+        // (Without a header the first line takes the general path: it settles the format.)
+        let v2 = format!(
+            "{}\n{PLAIN}\n2 123456789010 eni-1235b8ca123456789 - - - - - - - 1431280876 1431280934 - NODATA\n",
+            DEFAULT_FORMAT.join(" ")
+        );
+        for input in [v5, v2.as_str()] {
+            let mut d = VpcTextDecoder::new(ObjectContext::new("x"), None);
+            d.push(input.as_bytes());
+            d.finish();
+            assert_eq!((d.stats().records, d.stats().malformed), (2, 0));
+            assert_eq!(d.fast_records, 2, "{input}");
         }
     }
 
