@@ -54,6 +54,13 @@ pub fn recycle(mut buf: Vec<u8>) {
     }
 }
 
+/// Frees the spare buffers (the next objects allocate afresh).
+pub fn release_spares() {
+    if let Ok(mut spare) = SPARE.lock() {
+        spare.clear();
+    }
+}
+
 /// Why the fast path did not produce the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InflateError {
@@ -121,7 +128,8 @@ pub fn gunzip_all(data: &[u8], out: &mut Vec<u8>) -> Result<(), InflateError> {
                 if out.len() + capacity > FAST_GZIP_MAX_OUTPUT {
                     return Err(InflateError::TooLarge);
                 }
-                out.reserve(capacity);
+                // Exact: a recycled buffer slightly too small must not double.
+                out.reserve_exact(capacity);
                 let spare = out.capacity() - out.len();
                 let mut used_in = 0usize;
                 let mut written = 0usize;
