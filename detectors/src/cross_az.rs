@@ -18,12 +18,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::config::{Config, CrossAzConfig};
-use crate::detector::{Detector, state_methods};
+use crate::detector::{Chunk, Detector, state_methods};
 use crate::inventory::Inventory;
 use crate::net::{Scope, parse_ip};
 use crate::prepare::derived;
 use crate::render;
-use crate::rows::{ints, slot, str_refs};
+use crate::rows::{ints, slot, texts};
 use crate::stats::{Merge, Windows};
 
 /// interface → bytes, for one (source, destination, port).
@@ -261,11 +261,12 @@ impl Detector for CrossAz {
         LogKind::Flows
     }
 
-    fn observe(&mut self, df: &DataFrame, learned: &Inventory) -> Result<()> {
-        self.state.inventory.absorb(learned);
+    fn observe(&mut self, chunk: &Chunk<'_>) -> Result<()> {
+        self.state.inventory.absorb(&chunk.learned);
         let w = self.cfg.window_secs;
         let private = lit(Scope::Private as i32);
-        let agg = df
+        let agg = chunk
+            .frame
             .clone()
             .lazy()
             .filter(
@@ -273,31 +274,31 @@ impl Detector for CrossAz {
                     .eq(private.clone())
                     .and(col(derived::DST_SCOPE).eq(private))
                     .and(col(derived::ALLOWED).not())
-                    .and(col(fc::ACTION).eq(lit("ACCEPT")))
+                    .and(col(derived::ACCEPT))
                     .and(col(fc::BYTES).gt(lit(0i64))),
             )
             .select([
                 (col(fc::START) - col(fc::START) % lit(w)).alias("win"),
-                col(fc::SRCADDR),
-                col(fc::DSTADDR),
+                col(derived::SRC_ID),
+                col(derived::DST_ID),
                 col(derived::SVC_PORT),
-                col(fc::INTERFACE_ID),
+                col(derived::ENI_ID),
                 col(fc::BYTES),
             ])
             .group_by([
                 col("win"),
-                col(fc::SRCADDR),
-                col(fc::DSTADDR),
+                col(derived::SRC_ID),
+                col(derived::DST_ID),
                 col(derived::SVC_PORT),
-                col(fc::INTERFACE_ID),
+                col(derived::ENI_ID),
             ])
             .agg([col(fc::BYTES).sum().alias("bytes"), len().alias("flows")])
             .collect()?;
         let win = ints(&agg, "win")?;
-        let src = str_refs(&agg, fc::SRCADDR)?;
-        let dst = str_refs(&agg, fc::DSTADDR)?;
+        let src = texts(&agg, derived::SRC_ID, &chunk.names)?;
+        let dst = texts(&agg, derived::DST_ID, &chunk.names)?;
         let port = ints(&agg, derived::SVC_PORT)?;
-        let eni = str_refs(&agg, fc::INTERFACE_ID)?;
+        let eni = texts(&agg, derived::ENI_ID, &chunk.names)?;
         let bytes = ints(&agg, "bytes")?;
         let flows = ints(&agg, "flows")?;
         for i in 0..win.len() {

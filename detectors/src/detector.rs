@@ -8,7 +8,18 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::inventory::Inventory;
+use crate::names::Names;
 use crate::{Error, Result, prepare};
+
+/// One chunk of rows as the detectors see it.
+pub struct Chunk<'a> {
+    /// The prepared frame ([`prepare::flows_frame`], [`prepare::waf_frame`]).
+    pub frame: DataFrame,
+    /// The text of the frame's code columns (`*_id`; empty for WAF).
+    pub names: Names<'a>,
+    /// What the rows teach about the VPC ([`Inventory`]; empty for WAF).
+    pub learned: Inventory,
+}
 
 /// A streaming, columnar detector.
 ///
@@ -17,14 +28,15 @@ use crate::{Error, Result, prepare};
 /// crate depends on, the Lambda and the TUI included — stays free of polars.
 ///
 /// Detectors never do IO and never read the clock: time arrives as a watermark, input
-/// as prepared polars frames ([`crate::prepare`]), and state leaves as JSON.
+/// as chunks of prepared polars frames ([`Chunk`]), and state leaves as JSON.
 ///
 /// # Lifecycle
-/// 1. [`Detector::observe`] folds each frame into per-window partial aggregates (sums,
+/// 1. [`Detector::observe`] folds each chunk into per-window partial aggregates (sums,
 ///    distinct sketches, peer maps), in any order: the result does not depend on it.
-///    With the frame comes what its rows teach about the VPC ([`Inventory`]: each
-///    interface's instance, subnet, AZ; each private address's interface), learned
-///    once per chunk by the registry for every flow detector.
+///    With the frame come the text of its code columns ([`Names`]) and what its rows
+///    teach about the VPC ([`Inventory`]: each interface's instance, subnet, AZ; each
+///    private address's interface), learned once per chunk by the registry for every
+///    flow detector.
 /// 2. [`Detector::flush`] closes every window that ends at or before `watermark`, in
 ///    time order: judges each entity against its own history, emits findings, then
 ///    adds the window to the history. A record that arrives for a closed window is
@@ -47,9 +59,8 @@ pub trait Detector: Send {
     fn id(&self) -> DetectorId;
     /// The log kind it reads.
     fn input(&self) -> LogKind;
-    /// Folds one prepared frame into the open windows; `learned` is the inventory of
-    /// the same rows (empty for WAF frames).
-    fn observe(&mut self, frame: &DataFrame, learned: &Inventory) -> Result<()>;
+    /// Folds one prepared chunk into the open windows.
+    fn observe(&mut self, chunk: &Chunk<'_>) -> Result<()>;
     /// Closes the windows ending at or before `watermark` (unix seconds).
     fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>>;
     /// The detector's state as JSON.
@@ -92,10 +103,12 @@ pub const CHUNK_ROWS: usize = 128 * 1024;
 pub struct Registry {
     config: Config,
     detectors: Vec<Box<dyn Detector>>,
-    pending_flows: Option<DataFrame>,
+    /// Flow batches (the columns the detectors read) waiting for a whole chunk: they
+    /// are prepared together, so each distinct address is judged once per chunk and
+    /// polars gets one contiguous frame.
+    pending_flows: Vec<RecordBatch>,
+    pending_flow_rows: usize,
     pending_waf: Option<DataFrame>,
-    /// The inventory of the pending flow rows.
-    pending_inventory: Inventory,
 }
 
 impl Registry {
@@ -120,9 +133,9 @@ impl Registry {
         Registry {
             config,
             detectors,
-            pending_flows: None,
+            pending_flows: Vec::new(),
+            pending_flow_rows: 0,
             pending_waf: None,
-            pending_inventory: Inventory::default(),
         }
     }
 
@@ -143,46 +156,79 @@ impl Registry {
         if batch.num_rows() == 0 || !self.wants(kind) {
             return Ok(());
         }
-        let df = match kind {
-            LogKind::Flows => {
-                self.pending_inventory.learn_batch(batch)?;
-                prepare::flows_frame(batch, &self.config.allow)?
+        if kind == LogKind::Flows {
+            let schema = batch.schema();
+            let columns = prepare::FLOW_COLUMNS
+                .iter()
+                .map(|c| {
+                    schema
+                        .index_of(c)
+                        .map_err(|_| Error::Schema(format!("batch has no `{c}` column")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let projected = batch
+                .project(&columns)
+                .map_err(|e| Error::Schema(e.to_string()))?;
+            self.pending_flow_rows += projected.num_rows();
+            self.pending_flows.push(projected);
+            if self.pending_flow_rows >= CHUNK_ROWS {
+                self.drain(kind)?;
             }
-            LogKind::Waf => {
-                prepare::waf_frame(batch, &self.config.allow, &self.config.scraping_bot)?
-            }
-        };
-        let slot = match kind {
-            LogKind::Flows => &mut self.pending_flows,
-            LogKind::Waf => &mut self.pending_waf,
-        };
-        match slot {
+            return Ok(());
+        }
+        let df = prepare::waf_frame(batch, &self.config.allow, &self.config.scraping_bot)?;
+        match &mut self.pending_waf {
             Some(p) => {
                 p.vstack_mut_owned(df)
                     .map_err(|e| Error::Frame(e.to_string()))?;
             }
-            None => *slot = Some(df),
+            None => self.pending_waf = Some(df),
         }
-        if slot.as_ref().is_some_and(|p| p.height() >= CHUNK_ROWS) {
+        if self
+            .pending_waf
+            .as_ref()
+            .is_some_and(|p| p.height() >= CHUNK_ROWS)
+        {
             self.drain(kind)?;
         }
         Ok(())
     }
 
     fn drain(&mut self, kind: LogKind) -> Result<()> {
-        let slot = match kind {
-            LogKind::Flows => &mut self.pending_flows,
-            LogKind::Waf => &mut self.pending_waf,
-        };
-        let Some(df) = slot.take() else {
-            return Ok(());
-        };
-        let learned = match kind {
-            LogKind::Flows => std::mem::take(&mut self.pending_inventory),
-            LogKind::Waf => Inventory::default(),
-        };
-        for d in self.detectors.iter_mut().filter(|d| d.input() == kind) {
-            d.observe(&df, &learned)?;
+        match kind {
+            LogKind::Flows => {
+                let Some(first) = self.pending_flows.first() else {
+                    return Ok(());
+                };
+                let batch = arrow::compute::concat_batches(&first.schema(), &self.pending_flows)
+                    .map_err(|e| Error::Schema(e.to_string()))?;
+                self.pending_flows.clear();
+                self.pending_flow_rows = 0;
+                let mut learned = Inventory::default();
+                learned.learn_batch(&batch)?;
+                let (frame, names) = prepare::flows_frame(&batch, &self.config.allow)?;
+                let chunk = Chunk {
+                    frame,
+                    names,
+                    learned,
+                };
+                for d in self.detectors.iter_mut().filter(|d| d.input() == kind) {
+                    d.observe(&chunk)?;
+                }
+            }
+            LogKind::Waf => {
+                let Some(frame) = self.pending_waf.take() else {
+                    return Ok(());
+                };
+                let chunk = Chunk {
+                    frame,
+                    names: Names::default(),
+                    learned: Inventory::default(),
+                };
+                for d in self.detectors.iter_mut().filter(|d| d.input() == kind) {
+                    d.observe(&chunk)?;
+                }
+            }
         }
         Ok(())
     }

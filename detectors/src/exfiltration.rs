@@ -18,12 +18,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::config::{Config, ExfiltrationConfig};
-use crate::detector::{Detector, state_methods};
+use crate::detector::{Chunk, Detector, state_methods};
 use crate::inventory::Inventory;
 use crate::net::Scope;
-use crate::prepare::derived;
+use crate::prepare::{derived, direction};
 use crate::render;
-use crate::rows::{ints, slot, str_refs};
+use crate::rows::{ints, slot, texts};
 use crate::stats::{History, Merge, Windows, merge_map};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -332,42 +332,37 @@ impl Detector for Exfiltration {
         LogKind::Flows
     }
 
-    fn observe(&mut self, df: &DataFrame, learned: &Inventory) -> Result<()> {
-        self.state.inventory.absorb(learned);
+    fn observe(&mut self, chunk: &Chunk<'_>) -> Result<()> {
+        self.state.inventory.absorb(&chunk.learned);
         let w = self.cfg.window_secs;
         let mut pred = col(derived::PDST_SCOPE)
             .eq(lit(Scope::Public as i32))
             .and(col(derived::PSRC_SCOPE).eq(lit(Scope::Private as i32)))
             .and(col(derived::ALLOWED).not())
-            .and(col(fc::ACTION).eq(lit("ACCEPT")))
+            .and(col(derived::ACCEPT))
             .and(
-                col(fc::FLOW_DIRECTION)
-                    .is_null()
-                    .or(col(fc::FLOW_DIRECTION).eq(lit("egress"))),
+                col(derived::DIRECTION)
+                    .eq(lit(direction::UNKNOWN))
+                    .or(col(derived::DIRECTION).eq(lit(direction::EGRESS))),
             );
         if self.cfg.exclude_aws_services {
             pred = pred.and(col(fc::PKT_DST_AWS_SERVICE).is_null());
         }
-        let agg = df
+        let agg = chunk
+            .frame
             .clone()
             .lazy()
             .filter(pred)
             .select([
                 (col(fc::START) - col(fc::START) % lit(w)).alias("win"),
-                when(col(fc::PKT_SRCADDR).is_not_null())
-                    .then(col(fc::PKT_SRCADDR))
-                    .otherwise(col(fc::SRCADDR))
-                    .alias("entity"),
-                when(col(fc::PKT_DSTADDR).is_not_null())
-                    .then(col(fc::PKT_DSTADDR))
-                    .otherwise(col(fc::DSTADDR))
-                    .alias("peer"),
-                col(fc::PKT_SRCADDR)
-                    .is_not_null()
-                    .and(col(fc::PKT_SRCADDR).neq(col(fc::SRCADDR)))
+                col(derived::PSRC_ID).alias("entity"),
+                col(derived::PDST_ID).alias("peer"),
+                // The packet-level source differs from the interface's own address.
+                col(derived::PSRC_ID)
+                    .neq(col(derived::SRC_ID))
                     .alias("via_nat"),
                 col(derived::SVC_PORT),
-                col(fc::INTERFACE_ID),
+                col(derived::ENI_ID),
                 col(fc::BYTES),
             ])
             .group_by([
@@ -376,16 +371,16 @@ impl Detector for Exfiltration {
                 col("via_nat"),
                 col("peer"),
                 col(derived::SVC_PORT),
-                col(fc::INTERFACE_ID),
+                col(derived::ENI_ID),
             ])
             .agg([col(fc::BYTES).sum().alias("bytes"), len().alias("flows")])
             .collect()?;
         let win = ints(&agg, "win")?;
-        let entity = str_refs(&agg, "entity")?;
+        let entity = texts(&agg, "entity", &chunk.names)?;
         let nat = ints(&agg, "via_nat")?;
-        let peer = str_refs(&agg, "peer")?;
+        let peer = texts(&agg, "peer", &chunk.names)?;
         let port = ints(&agg, derived::SVC_PORT)?;
-        let eni = str_refs(&agg, fc::INTERFACE_ID)?;
+        let eni = texts(&agg, derived::ENI_ID, &chunk.names)?;
         let bytes = ints(&agg, "bytes")?;
         let flows = ints(&agg, "flows")?;
         for i in 0..win.len() {

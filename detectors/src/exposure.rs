@@ -20,12 +20,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::config::{Config, ExposureConfig};
-use crate::detector::{Detector, state_methods};
+use crate::detector::{Chunk, Detector, state_methods};
 use crate::inventory::Inventory;
 use crate::net::Scope;
-use crate::prepare::derived;
+use crate::prepare::{derived, direction};
 use crate::render;
-use crate::rows::{ints, slot, str_refs};
+use crate::rows::{ints, slot, texts};
 use crate::stats::{Distinct, Merge, Windows, merge_map};
 
 /// Sources kept by address for evidence (the smallest addresses: deterministic).
@@ -252,55 +252,52 @@ impl Detector for Exposure {
         LogKind::Flows
     }
 
-    fn observe(&mut self, df: &DataFrame, learned: &Inventory) -> Result<()> {
-        self.state.inventory.absorb(learned);
+    fn observe(&mut self, chunk: &Chunk<'_>) -> Result<()> {
+        self.state.inventory.absorb(&chunk.learned);
         let w = self.cfg.window_secs;
-        let mut pred = col(fc::ACTION)
-            .eq(lit("ACCEPT"))
+        let mut pred = col(derived::ACCEPT)
             .and(col(derived::RESPONSE).not())
             .and(col(derived::SRC_SCOPE).eq(lit(Scope::Public as i32)))
             .and(col(derived::PDST_SCOPE).eq(lit(Scope::Private as i32)))
             .and(col(derived::ALLOWED).not())
             .and(col(fc::PKT_SRC_AWS_SERVICE).is_null())
             .and(
-                col(fc::FLOW_DIRECTION)
-                    .is_null()
-                    .or(col(fc::FLOW_DIRECTION).eq(lit("ingress"))),
+                col(derived::DIRECTION)
+                    .eq(lit(direction::UNKNOWN))
+                    .or(col(derived::DIRECTION).eq(lit(direction::INGRESS))),
             );
         if self.cfg.private_cidrs.is_empty() {
             for p in &self.cfg.public_ports {
                 pred = pred.and(col(derived::SVC_PORT).neq(lit(*p as i32)));
             }
         }
-        let agg = df
+        let agg = chunk
+            .frame
             .clone()
             .lazy()
             .filter(pred)
             .select([
                 (col(fc::START) - col(fc::START) % lit(w)).alias("win"),
-                when(col(fc::PKT_DSTADDR).is_not_null())
-                    .then(col(fc::PKT_DSTADDR))
-                    .otherwise(col(fc::DSTADDR))
-                    .alias("dst"),
+                col(derived::PDST_ID).alias("dst"),
                 col(derived::SVC_PORT),
-                col(fc::INTERFACE_ID),
-                col(fc::SRCADDR),
+                col(derived::ENI_ID),
+                col(derived::SRC_ID),
                 col(fc::BYTES),
             ])
             .group_by([
                 col("win"),
                 col("dst"),
                 col(derived::SVC_PORT),
-                col(fc::INTERFACE_ID),
-                col(fc::SRCADDR),
+                col(derived::ENI_ID),
+                col(derived::SRC_ID),
             ])
             .agg([col(fc::BYTES).sum().alias("bytes"), len().alias("flows")])
             .collect()?;
         let win = ints(&agg, "win")?;
-        let dst = str_refs(&agg, "dst")?;
+        let dst = texts(&agg, "dst", &chunk.names)?;
         let port = ints(&agg, derived::SVC_PORT)?;
-        let eni = str_refs(&agg, fc::INTERFACE_ID)?;
-        let src = str_refs(&agg, fc::SRCADDR)?;
+        let eni = texts(&agg, derived::ENI_ID, &chunk.names)?;
+        let src = texts(&agg, derived::SRC_ID, &chunk.names)?;
         let bytes = ints(&agg, "bytes")?;
         let flows = ints(&agg, "flows")?;
         for i in 0..win.len() {

@@ -20,12 +20,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::config::{Config, LateralConfig};
-use crate::detector::{Detector, state_methods};
+use crate::detector::{Chunk, Detector, state_methods};
 use crate::inventory::Inventory;
 use crate::net::Scope;
 use crate::prepare::derived;
 use crate::render;
-use crate::rows::{ints, slot, str_refs};
+use crate::rows::{ints, slot, texts};
 use crate::stats::{Merge, Windows, merge_map};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -391,11 +391,12 @@ impl Detector for Lateral {
         LogKind::Flows
     }
 
-    fn observe(&mut self, df: &DataFrame, learned: &Inventory) -> Result<()> {
-        self.state.inventory.absorb(learned);
+    fn observe(&mut self, chunk: &Chunk<'_>) -> Result<()> {
+        self.state.inventory.absorb(&chunk.learned);
         let w = self.cfg.window_secs;
         let private = lit(Scope::Private as i32);
-        let agg = df
+        let agg = chunk
+            .frame
             .clone()
             .lazy()
             .filter(
@@ -409,14 +410,14 @@ impl Detector for Lateral {
                             .eq(lit(6))
                             .or(col(fc::PROTOCOL).eq(lit(17))),
                     )
-                    .and(col(fc::SRCADDR).neq(col(fc::DSTADDR))),
+                    .and(col(derived::SRC_ID).neq(col(derived::DST_ID))),
             )
             .select([
                 (col(fc::START) - col(fc::START) % lit(w)).alias("win"),
-                col(fc::SRCADDR),
-                col(fc::DSTADDR),
+                col(derived::SRC_ID),
+                col(derived::DST_ID),
                 col(derived::SVC_PORT),
-                col(fc::ACTION).eq(lit("REJECT")).alias("rej"),
+                col(derived::REJECT).alias("rej"),
                 col(fc::TCP_FLAGS)
                     .eq(lit(2))
                     .fill_null(lit(false))
@@ -425,8 +426,8 @@ impl Detector for Lateral {
             ])
             .group_by([
                 col("win"),
-                col(fc::SRCADDR),
-                col(fc::DSTADDR),
+                col(derived::SRC_ID),
+                col(derived::DST_ID),
                 col(derived::SVC_PORT),
             ])
             .agg([
@@ -436,8 +437,8 @@ impl Detector for Lateral {
             ])
             .collect()?;
         let win = ints(&agg, "win")?;
-        let src = str_refs(&agg, fc::SRCADDR)?;
-        let dst = str_refs(&agg, fc::DSTADDR)?;
+        let src = texts(&agg, derived::SRC_ID, &chunk.names)?;
+        let dst = texts(&agg, derived::DST_ID, &chunk.names)?;
         let port = ints(&agg, derived::SVC_PORT)?;
         let flows = ints(&agg, "flows")?;
         let rej = ints(&agg, "rej")?;

@@ -8,7 +8,8 @@
 //! | `scraping-bot` | waf | scraping clients and distributed crawls sharing a fingerprint |
 //! | `public-exposure` | flows | internet sources reaching ports that should be private |
 //!
-//! Batches are prepared once ([`prepare`]: derived columns), handed to polars without
+//! Batches are gathered into chunks and prepared once ([`prepare`]: derived columns,
+//! addresses and interfaces as integer codes, [`names`]), handed to polars without
 //! copying ([`frame`]: the Arrow C Data Interface), reduced by polars group-bys to
 //! per-window partial aggregates, and folded into mergeable state ([`stats::Merge`]).
 //! No IO, no clock, no AWS: time is a watermark, configuration a [`Config`].
@@ -17,6 +18,7 @@ pub mod config;
 pub mod detector;
 pub mod frame;
 pub mod inventory;
+pub mod names;
 pub use flowlens_model::net;
 pub mod prepare;
 pub mod stats;
@@ -30,7 +32,7 @@ mod rows;
 mod scraping;
 
 pub use config::Config;
-pub use detector::{Detector, Registry};
+pub use detector::{Chunk, Detector, Registry};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

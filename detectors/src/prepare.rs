@@ -3,14 +3,16 @@
 //! One owner for these derived column names ([`derived`]); the source columns keep
 //! their schema names (`flowlens_model::flows::col`, `flowlens_model::waf::col`).
 //! Derivations that polars has no kernel for (address scope, CIDR allowlists, TCP
-//! direction) are computed here once per batch, in one pass per column.
+//! direction) are computed here once per chunk, in one pass per column; addresses and
+//! interfaces arrive as integer codes ([`Names`]), judged once per distinct value.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arrow::array::builder::make_view;
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Int32Array, Int64Array, ListArray,
-    StringViewArray,
+    StringViewArray, UInt32Array,
 };
 use arrow::datatypes::{Int32Type, Int64Type, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
@@ -18,18 +20,32 @@ use flowlens_model::{flows, waf};
 use polars::prelude::DataFrame;
 
 use crate::config::{Allow, ScrapingConfig};
-use crate::net::{Scope, scope_of};
+use crate::names::{Names, coalesce};
+use crate::net::scope_of;
 use crate::stats::hash64;
 use crate::{Error, Result, frame};
 
 /// Names of the derived columns.
 pub mod derived {
+    /// Codes ([`crate::names::Names`]) of `srcaddr` / `dstaddr`.
+    pub const SRC_ID: &str = "src_id";
+    pub const DST_ID: &str = "dst_id";
+    /// Codes of the packet-level addresses (`pkt_*`, else the plain ones).
+    pub const PSRC_ID: &str = "psrc_id";
+    pub const PDST_ID: &str = "pdst_id";
+    /// Code of `interface_id`.
+    pub const ENI_ID: &str = "eni_id";
     /// Scope ([`crate::net::Scope`] as Int32) of `srcaddr` / `dstaddr`.
     pub const SRC_SCOPE: &str = "src_scope";
     pub const DST_SCOPE: &str = "dst_scope";
     /// Scope of the packet-level addresses (`pkt_*`, else the plain ones).
     pub const PSRC_SCOPE: &str = "psrc_scope";
     pub const PDST_SCOPE: &str = "pdst_scope";
+    /// `action` is ACCEPT / REJECT (false when it is missing).
+    pub const ACCEPT: &str = "accept";
+    pub const REJECT: &str = "reject";
+    /// `flow_direction` as Int32: [`super::direction`].
+    pub const DIRECTION: &str = "direction";
     /// The record is the responder's direction of a connection (SYN-ACK seen, or
     /// service port → ephemeral port).
     pub const RESPONSE: &str = "response";
@@ -53,7 +69,21 @@ pub mod derived {
     pub const BLOCKED: &str = "blocked";
 }
 
-/// The flow columns the detectors read.
+/// Values of [`derived::DIRECTION`].
+pub mod direction {
+    /// The log has no `flow-direction` field (or the record no value).
+    pub const UNKNOWN: i32 = 0;
+    pub const INGRESS: i32 = 1;
+    pub const EGRESS: i32 = 2;
+    /// A value AWS does not write.
+    pub const OTHER: i32 = 3;
+}
+
+/// The flow columns the detectors read: the inventory's ([`Inventory::learn_batch`]),
+/// and the frame's (addresses, interface, action and direction arrive as derived
+/// columns, [`FRAME_COLUMNS`] as they are).
+///
+/// [`Inventory::learn_batch`]: crate::inventory::Inventory::learn_batch
 pub const FLOW_COLUMNS: &[&str] = &[
     flows::col::ACCOUNT_ID,
     flows::col::REGION,
@@ -79,6 +109,19 @@ pub const FLOW_COLUMNS: &[&str] = &[
     flows::col::PKT_DST_AWS_SERVICE,
 ];
 
+/// The source columns of a flows frame, beside the [`derived`] ones.
+pub const FRAME_COLUMNS: &[&str] = &[
+    flows::col::SRCPORT,
+    flows::col::DSTPORT,
+    flows::col::PROTOCOL,
+    flows::col::PACKETS,
+    flows::col::BYTES,
+    flows::col::START,
+    flows::col::TCP_FLAGS,
+    flows::col::PKT_SRC_AWS_SERVICE,
+    flows::col::PKT_DST_AWS_SERVICE,
+];
+
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
     batch
         .column_by_name(name)
@@ -97,31 +140,27 @@ fn i32s<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int32Array> {
         .ok_or_else(|| Error::Schema(format!("`{name}` is not Int32")))
 }
 
-/// The scope of each address of `a`. `base` is the plain address column beside a
-/// packet-level one, with its scopes: a null takes the base's scope, and so does the
-/// same text. Equal views are equal text within one array (the decoders reuse a
-/// repeated value's view), and across arrays when the text is inline (at most 12
-/// bytes), so a repeat of the previous row or of the base is not parsed again.
-fn scopes(a: &StringViewArray, base: Option<(&StringViewArray, &Int32Array)>) -> Int32Array {
-    let views = a.views();
-    let mut out = Vec::with_capacity(a.len());
-    for i in 0..a.len() {
-        let s = if a.is_null(i) {
-            base.map_or(Scope::Unknown as i32, |(_, s)| s.value(i))
-        } else if let Some((b, bs)) = base
-            && b.is_valid(i)
-            && b.views()[i] == views[i]
-            && views[i] as u32 <= 12
-        {
-            bs.value(i)
-        } else if i > 0 && views[i] == views[i - 1] && views[i] != 0 && a.is_valid(i - 1) {
-            out[i - 1]
-        } else {
-            scope_of(a.value(i)) as i32
-        };
-        out.push(s);
-    }
+/// `f` of each code of `codes` (0 for a null), from one value per distinct code.
+fn per_code(codes: &UInt32Array, of_code: &[i32]) -> Int32Array {
+    let out: Vec<i32> = codes
+        .iter()
+        .map(|c| c.map_or(0, |c| of_code[c as usize]))
+        .collect();
     Int32Array::from(out)
+}
+
+/// Whether a string column equals a short constant (at most 12 bytes: its view is the
+/// text), per row; false where null.
+fn equals_short(a: &StringViewArray, text: &str) -> BooleanArray {
+    debug_assert!(text.len() <= 12);
+    let want = make_view(text.as_bytes(), 0, 0);
+    let bits: Vec<bool> = a
+        .views()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| *v == want && a.is_valid(i))
+        .collect();
+    BooleanArray::from(bits)
 }
 
 /// The TCP responder heuristic, per record.
@@ -150,25 +189,56 @@ fn is_response(
     }
 }
 
-/// A flows batch as a polars frame: [`FLOW_COLUMNS`] plus the [`derived`] columns.
+/// A flows chunk as a polars frame — [`FRAME_COLUMNS`] plus the [`derived`] columns —
+/// and the [`Names`] its code columns refer to.
+///
+/// Addresses and interfaces are interned once ([`Names::codes`]), so their scope and
+/// allowlist membership are judged once per distinct value, and the detectors group
+/// by integers.
 ///
 /// # Errors
 /// The batch does not have the canonical `flows` schema.
-pub fn flows_frame(batch: &RecordBatch, allow: &Allow) -> Result<DataFrame> {
+pub fn flows_frame<'a>(batch: &'a RecordBatch, allow: &Allow) -> Result<(DataFrame, Names<'a>)> {
     let src = strs(batch, flows::col::SRCADDR)?;
     let dst = strs(batch, flows::col::DSTADDR)?;
     let psrc = strs(batch, flows::col::PKT_SRCADDR)?;
     let pdst = strs(batch, flows::col::PKT_DSTADDR)?;
     let eni = strs(batch, flows::col::INTERFACE_ID)?;
+    let action = strs(batch, flows::col::ACTION)?;
+    let dir = strs(batch, flows::col::FLOW_DIRECTION)?;
     let sport = i32s(batch, flows::col::SRCPORT)?;
     let dport = i32s(batch, flows::col::DSTPORT)?;
     let proto = i32s(batch, flows::col::PROTOCOL)?;
     let flags = i32s(batch, flows::col::TCP_FLAGS)?;
 
-    let src_scope = scopes(src, None);
-    let dst_scope = scopes(dst, None);
-    let psrc_scope = scopes(psrc, Some((src, &src_scope)));
-    let pdst_scope = scopes(pdst, Some((dst, &dst_scope)));
+    let mut names = Names::default();
+    let src_id = names.codes(src);
+    let dst_id = names.codes(dst);
+    let psrc_id = coalesce(&names.codes(psrc), &src_id);
+    let pdst_id = coalesce(&names.codes(pdst), &dst_id);
+    let eni_id = names.codes(eni);
+
+    // Judged once per distinct string (interfaces included: a handful).
+    let scope: Vec<i32> = names.values().iter().map(|s| scope_of(s) as i32).collect();
+    let cidr_hit: Vec<bool> = if allow.cidrs.is_empty() {
+        Vec::new()
+    } else {
+        names
+            .values()
+            .iter()
+            .map(|s| allow.cidrs.contains_str(s))
+            .collect()
+    };
+    let eni_hit: Vec<bool> = if allow.enis.is_empty() {
+        Vec::new()
+    } else {
+        names
+            .values()
+            .iter()
+            .map(|s| allow.enis.iter().any(|e| e == s))
+            .collect()
+    };
+
     let n = batch.num_rows();
     let mut response = BooleanBuilder::with_capacity(n);
     let mut svc = Vec::with_capacity(n);
@@ -184,34 +254,55 @@ pub fn flows_frame(batch: &RecordBatch, allow: &Allow) -> Result<DataFrame> {
         svc.push(p.is_valid(i).then(|| p.value(i)));
     }
     let svc = Int32Array::from(svc);
+    let hit = |codes: &UInt32Array, table: &[bool], i: usize| {
+        !table.is_empty() && codes.is_valid(i) && table[codes.value(i) as usize]
+    };
     let allowed: BooleanArray = (0..n)
         .map(|i| {
-            let addr_hit =
-                |a: &StringViewArray| a.is_valid(i) && allow.cidrs.contains_str(a.value(i));
-            let hit = (!allow.cidrs.is_empty()
-                && (addr_hit(src) || addr_hit(dst) || addr_hit(psrc) || addr_hit(pdst)))
-                || (!allow.enis.is_empty()
-                    && eni.is_valid(i)
-                    && allow.enis.iter().any(|e| e == eni.value(i)))
+            let a = hit(&src_id, &cidr_hit, i)
+                || hit(&dst_id, &cidr_hit, i)
+                || hit(&psrc_id, &cidr_hit, i)
+                || hit(&pdst_id, &cidr_hit, i)
+                || hit(&eni_id, &eni_hit, i)
                 || (!allow.ports.is_empty()
                     && svc.is_valid(i)
                     && allow.ports.contains(&(svc.value(i) as u16)));
-            Some(hit)
+            Some(a)
+        })
+        .collect();
+    let (ingress, egress) = (make_view(b"ingress", 0, 0), make_view(b"egress", 0, 0));
+    let direction: Vec<i32> = dir
+        .views()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match *v {
+            _ if dir.is_null(i) => direction::UNKNOWN,
+            v if v == ingress => direction::INGRESS,
+            v if v == egress => direction::EGRESS,
+            _ => direction::OTHER,
         })
         .collect();
 
-    let mut cols: Vec<(&str, ArrayRef)> = Vec::with_capacity(FLOW_COLUMNS.len() + 7);
-    for name in FLOW_COLUMNS {
+    let mut cols: Vec<(&str, ArrayRef)> = Vec::with_capacity(FRAME_COLUMNS.len() + 15);
+    for name in FRAME_COLUMNS {
         cols.push((name, column(batch, name)?.clone()));
     }
-    cols.push((derived::SRC_SCOPE, Arc::new(src_scope)));
-    cols.push((derived::DST_SCOPE, Arc::new(dst_scope)));
-    cols.push((derived::PSRC_SCOPE, Arc::new(psrc_scope)));
-    cols.push((derived::PDST_SCOPE, Arc::new(pdst_scope)));
+    cols.push((derived::SRC_SCOPE, Arc::new(per_code(&src_id, &scope))));
+    cols.push((derived::DST_SCOPE, Arc::new(per_code(&dst_id, &scope))));
+    cols.push((derived::PSRC_SCOPE, Arc::new(per_code(&psrc_id, &scope))));
+    cols.push((derived::PDST_SCOPE, Arc::new(per_code(&pdst_id, &scope))));
+    cols.push((derived::SRC_ID, Arc::new(src_id)));
+    cols.push((derived::DST_ID, Arc::new(dst_id)));
+    cols.push((derived::PSRC_ID, Arc::new(psrc_id)));
+    cols.push((derived::PDST_ID, Arc::new(pdst_id)));
+    cols.push((derived::ENI_ID, Arc::new(eni_id)));
+    cols.push((derived::ACCEPT, Arc::new(equals_short(action, "ACCEPT"))));
+    cols.push((derived::REJECT, Arc::new(equals_short(action, "REJECT"))));
+    cols.push((derived::DIRECTION, Arc::new(Int32Array::from(direction))));
     cols.push((derived::RESPONSE, Arc::new(response.finish())));
     cols.push((derived::SVC_PORT, Arc::new(svc)));
     cols.push((derived::ALLOWED, Arc::new(allowed)));
-    frame::frame(&cols)
+    Ok((frame::frame(&cols)?, names))
 }
 
 /// The WAF columns the detectors read.
@@ -365,39 +456,127 @@ mod tests {
         assert!(!is_response(Some(1), None, Some(0), Some(0)));
     }
 
+    fn batch(lines: &[&str]) -> RecordBatch {
+        use flowlens_engine::decode::ObjectContext;
+        use flowlens_engine::decode::object::{DecodeOptions, ObjectDecoder};
+        const HEADER: &str = "version interface-id srcaddr dstaddr pkt-srcaddr pkt-dstaddr srcport dstport protocol packets bytes start end action log-status flow-direction tcp-flags";
+        let mut d = ObjectDecoder::new(ObjectContext::new("t.log"), DecodeOptions::default());
+        d.push(format!("{HEADER}\n{}\n", lines.join("\n")).as_bytes());
+        d.finish().unwrap();
+        let mut out = Vec::new();
+        while let Some((_, b)) = d.take_batch() {
+            out.push(b);
+        }
+        arrow::compute::concat_batches(&flows::schema(), &out).unwrap()
+    }
+
+    fn ints(df: &DataFrame, name: &str) -> Vec<Option<i64>> {
+        let c = df
+            .column(name)
+            .unwrap()
+            .cast(&polars::prelude::DataType::Int64)
+            .unwrap();
+        c.i64().unwrap().iter().collect()
+    }
+
+    fn text(df: &DataFrame, names: &Names, name: &str) -> Vec<Option<String>> {
+        let c = df.column(name).unwrap().u32().unwrap();
+        c.iter()
+            .map(|c| c.map(|c| names.get(c).to_string()))
+            .collect()
+    }
+
     #[test]
-    fn scopes_reuse_only_what_is_the_same_text() {
-        // Both long (not inline), same length and 4-byte prefix, each at offset 0 of
-        // its own array's buffer: equal views, different text and scope.
-        let src = StringViewArray::from(vec![
-            Some("100.64.100.100"),
-            Some("100.64.100.100"),
-            Some("10.0.0.1"),
-            None,
-            Some("8.8.8.8"),
+    fn derived_flow_columns() {
+        use crate::net::Scope;
+        let b = batch(&[
+            // Through a NAT gateway: the packet-level source is the private host.
+            "5 eni-a 100.64.100.100 8.8.8.8 10.0.0.1 - 40000 443 6 3 100 1 2 ACCEPT OK egress 2",
+            // Same length and 4-byte prefix as row 0's srcaddr, different text.
+            "5 eni-b 100.64.100.200 10.0.0.1 - - 443 40000 6 3 100 1 2 REJECT OK ingress 18",
+            "5 - - - - - - - - - - 1 2 - NODATA - -",
+            "5 eni-a 10.0.0.1 203.0.113.9 - - 50000 22 6 1 60 1 2 ACCEPT OK sideways 2",
         ]);
-        let psrc = StringViewArray::from(vec![
-            Some("100.200.100.10"),
-            None,
-            Some("10.0.0.1"),
-            Some("10.0.0.1"),
-            Some("8.8.8.8"),
-        ]);
-        assert_eq!(src.views()[0], psrc.views()[0]);
-        let base = scopes(&src, None);
+        let allow = Allow {
+            cidrs: "203.0.113.0/24"
+                .parse::<crate::net::Cidr>()
+                .map(|c| crate::net::CidrSet(vec![c]))
+                .unwrap(),
+            ..Allow::default()
+        };
+        let (df, names) = flows_frame(&b, &allow).unwrap();
+        let s = |v: &[Option<&str>]| v.iter().map(|x| x.map(str::to_string)).collect::<Vec<_>>();
+        assert_eq!(
+            text(&df, &names, derived::SRC_ID),
+            s(&[
+                Some("100.64.100.100"),
+                Some("100.64.100.200"),
+                None,
+                Some("10.0.0.1")
+            ])
+        );
+        assert_eq!(
+            text(&df, &names, derived::PSRC_ID),
+            s(&[
+                Some("10.0.0.1"),
+                Some("100.64.100.200"),
+                None,
+                Some("10.0.0.1")
+            ])
+        );
+        assert_eq!(
+            text(&df, &names, derived::PDST_ID),
+            s(&[Some("8.8.8.8"), Some("10.0.0.1"), None, Some("203.0.113.9")])
+        );
+        assert_eq!(
+            text(&df, &names, derived::ENI_ID),
+            s(&[Some("eni-a"), Some("eni-b"), None, Some("eni-a")])
+        );
         let (private, public, unknown) = (
-            Scope::Private as i32,
-            Scope::Public as i32,
-            Scope::Unknown as i32,
+            Some(Scope::Private as i64),
+            Some(Scope::Public as i64),
+            Some(Scope::Unknown as i64),
         );
         assert_eq!(
-            base.values().to_vec(),
-            [private, private, private, unknown, public]
+            ints(&df, derived::SRC_SCOPE),
+            [private, private, unknown, private]
         );
-        let pkt = scopes(&psrc, Some((&src, &base)));
         assert_eq!(
-            pkt.values().to_vec(),
-            [public, private, private, private, public]
+            ints(&df, derived::PSRC_SCOPE),
+            [private, private, unknown, private]
+        );
+        assert_eq!(
+            ints(&df, derived::DST_SCOPE),
+            [public, private, unknown, public]
+        );
+        assert_eq!(
+            ints(&df, derived::ACCEPT),
+            [Some(1), Some(0), Some(0), Some(1)]
+        );
+        assert_eq!(
+            ints(&df, derived::REJECT),
+            [Some(0), Some(1), Some(0), Some(0)]
+        );
+        assert_eq!(
+            ints(&df, derived::DIRECTION),
+            [
+                Some(direction::EGRESS as i64),
+                Some(direction::INGRESS as i64),
+                Some(direction::UNKNOWN as i64),
+                Some(direction::OTHER as i64)
+            ]
+        );
+        assert_eq!(
+            ints(&df, derived::RESPONSE),
+            [Some(0), Some(1), Some(0), Some(0)]
+        );
+        assert_eq!(
+            ints(&df, derived::SVC_PORT),
+            [Some(443), Some(443), None, Some(22)]
+        );
+        assert_eq!(
+            ints(&df, derived::ALLOWED),
+            [Some(0), Some(0), Some(0), Some(1)]
         );
     }
 

@@ -5,11 +5,16 @@ use std::collections::BTreeMap;
 use polars::prelude::{DataFrame, DataType};
 
 use crate::Result;
+use crate::names::Names;
 
-/// A string column of an aggregation result, borrowed (group keys keep their type):
-/// no allocation per row; keys are copied only when a map first sees them ([`slot`]).
-pub fn str_refs<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<Option<&'a str>>> {
-    Ok(df.column(name)?.str()?.iter().collect())
+/// A code column ([`Names`]) of an aggregation result as the text it stands for.
+pub fn texts<'n>(df: &DataFrame, name: &str, names: &Names<'n>) -> Result<Vec<Option<&'n str>>> {
+    Ok(df
+        .column(name)?
+        .u32()?
+        .iter()
+        .map(|c| c.map(|c| names.get(c)))
+        .collect())
 }
 
 /// `map[key]`, inserted empty if absent: the key is copied only then.

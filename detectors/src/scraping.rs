@@ -22,8 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::config::{Config, ScrapingConfig};
-use crate::detector::{Detector, state_methods};
-use crate::inventory::Inventory;
+use crate::detector::{Chunk, Detector, state_methods};
 use crate::prepare::derived;
 use crate::render;
 use crate::rows::{ints, strs};
@@ -367,9 +366,10 @@ impl Detector for Scraping {
         LogKind::Waf
     }
 
-    fn observe(&mut self, df: &DataFrame, _learned: &Inventory) -> Result<()> {
+    fn observe(&mut self, chunk: &Chunk<'_>) -> Result<()> {
         let w = self.cfg.window_secs;
-        let base = df
+        let base = chunk
+            .frame
             .clone()
             .lazy()
             .filter(
