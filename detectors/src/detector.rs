@@ -204,9 +204,10 @@ impl Registry {
                     .map_err(|e| Error::Schema(e.to_string()))?;
                 self.pending_flows.clear();
                 self.pending_flow_rows = 0;
+                let coded = prepare::code(&batch)?;
                 let mut learned = Inventory::default();
-                learned.learn_batch(&batch)?;
-                let (frame, names) = prepare::flows_frame(&batch, &self.config.allow)?;
+                learned.learn(&batch, &coded)?;
+                let (frame, names) = prepare::flows_frame(&batch, coded, &self.config.allow)?;
                 let chunk = Chunk {
                     frame,
                     names,

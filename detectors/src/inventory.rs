@@ -5,30 +5,31 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::builder::make_view;
 use arrow::array::{Array, StringViewArray};
 use arrow::record_batch::RecordBatch;
 use flowlens_model::finding::{Entity, EntityKind};
 use flowlens_model::flows::col;
-use polars::prelude::PlHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
-use crate::net::{Scope, scope_of};
-use crate::prepare::strs as view;
+use crate::net::Scope;
+use crate::prepare::{self, direction, strs as view};
 use crate::stats::{Merge, merge_map, min_opt};
 
 fn get(a: &StringViewArray, i: usize) -> Option<&str> {
     a.is_valid(i).then(|| a.value(i))
 }
 
-/// Row `i` (> 0) holds the same value as row `i - 1`, judged by the views alone (an
-/// all-zero view is a null or an empty string: the validity decides).
+/// Rows `i` and `j` hold the same value, judged by the views alone (an all-zero view
+/// is a null or an empty string: the validity decides).
 #[inline]
-fn same_as_previous(a: &StringViewArray, i: usize) -> bool {
+fn same_text(a: &StringViewArray, i: usize, j: usize) -> bool {
     let v = a.views();
-    v[i] == v[i - 1] && (v[i] != 0 || a.is_valid(i) == a.is_valid(i - 1))
+    v[i] == v[j] && (v[i] != 0 || a.is_valid(i) == a.is_valid(j))
 }
+
+/// Instance, subnet, VPC, AZ, account and region of one interface, borrowed.
+type Fields<'a> = [Option<&'a str>; 6];
 
 /// Metadata of one network interface.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,17 +88,27 @@ impl Merge for Inventory {
 }
 
 impl Inventory {
-    /// Learns from one flows batch (canonical schema) in a single pass over its columns.
-    ///
-    /// The registry calls it once per batch and hands the result to every flow
-    /// detector ([`crate::Detector::observe`]), instead of each detector grouping every
-    /// row by seven string keys. Consecutive records of one interface (the usual order
-    /// of a flow log) cost a few view comparisons; the rest one hash lookup.
+    /// Learns from one flows batch (canonical schema): [`Inventory::learn`] after
+    /// interning it.
     ///
     /// # Errors
     /// The batch lacks a column or has it with another type.
     pub fn learn_batch(&mut self, batch: &RecordBatch) -> Result<()> {
-        let eni = view(batch, col::INTERFACE_ID)?;
+        let coded = prepare::code(batch)?;
+        self.learn(batch, &coded)
+    }
+
+    /// Learns from one flows chunk (canonical schema) and its codes, in a single pass.
+    ///
+    /// The registry calls it once per chunk and hands the result to every flow
+    /// detector ([`crate::Detector::observe`]), instead of each detector grouping every
+    /// row by seven string keys. Interfaces and addresses are codes: per row a few
+    /// array lookups, and six view comparisons with the interface's previous record
+    /// (equal views are equal strings; the decoders reuse a repeated value's view).
+    ///
+    /// # Errors
+    /// The batch lacks a column or has it with another type.
+    pub fn learn(&mut self, batch: &RecordBatch, coded: &prepare::Coded<'_>) -> Result<()> {
         let fields = [
             view(batch, col::INSTANCE_ID)?,
             view(batch, col::SUBNET_ID)?,
@@ -106,54 +117,56 @@ impl Inventory {
             view(batch, col::ACCOUNT_ID)?,
             view(batch, col::REGION)?,
         ];
-        let direction = view(batch, col::FLOW_DIRECTION)?;
-        let src = view(batch, col::SRCADDR)?;
-        let dst = view(batch, col::DSTADDR)?;
-        let egress = make_view(b"egress", 0, 0);
-
-        // Per interface of the batch: the smallest value of each field (as `merge`).
-        let mut metas: PlHashMap<&str, [Option<&str>; 6]> = PlHashMap::default();
-        // Per own address: the smallest interface, or None if it is not private.
-        let mut owners: PlHashMap<&str, Option<&str>> = PlHashMap::default();
-        let mut last_owner: Option<(bool, u128, u128)> = None;
+        let names = &coded.names;
+        // Per interface code: the smallest value of each field (as `merge`), and the
+        // row it last learned from.
+        let mut metas: Vec<Option<(Fields<'_>, usize)>> = vec![None; names.len()];
+        // Per own address code: the smallest interface code.
+        let mut owners: Vec<Option<u32>> = vec![None; names.len()];
+        let private = Scope::Private as i32;
         for i in 0..batch.num_rows() {
-            let Some(e) = get(eni, i) else { continue };
-            // A record with the same seven values as the one before (equal views are
-            // equal strings; the decoders reuse a repeated value's view) adds nothing.
-            if i == 0 || !fields.iter().chain([&eni]).all(|c| same_as_previous(c, i)) {
-                let m = metas.entry(e).or_insert([None; 6]);
-                for (have, f) in m.iter_mut().zip(fields) {
-                    if let Some(new) = get(f, i)
-                        && have.is_none_or(|h| new < h)
-                    {
-                        *have = Some(new);
+            if coded.eni.is_null(i) {
+                continue;
+            }
+            let e = coded.eni.value(i);
+            match &mut metas[e as usize] {
+                Some((m, last)) => {
+                    // The same six values as this interface's previous record add nothing.
+                    if !fields.iter().all(|f| same_text(f, i, *last)) {
+                        for (have, f) in m.iter_mut().zip(fields) {
+                            if let Some(new) = get(f, i)
+                                && have.is_none_or(|h| new < h)
+                            {
+                                *have = Some(new);
+                            }
+                        }
                     }
+                    *last = i;
                 }
+                slot @ None => *slot = Some((fields.map(|f| get(f, i)), i)),
             }
             // The interface's own address: the source of its egress records, the
             // destination of its other directed ones (private addresses only).
-            if direction.is_null(i) {
+            let own = match coded.direction[i] {
+                direction::UNKNOWN => continue,
+                direction::EGRESS => &coded.src,
+                _ => &coded.dst,
+            };
+            if own.is_null(i) {
                 continue;
             }
-            let out = direction.views()[i] == egress;
-            let own = if out { src } else { dst };
-            let Some(o) = get(own, i) else { continue };
-            // Views compare text only within one column: the key names the column.
-            let key = (out, own.views()[i], eni.views()[i]);
-            if last_owner == Some(key) {
+            let o = own.value(i) as usize;
+            if coded.scope[o] != private {
                 continue;
             }
-            last_owner = Some(key);
-            let slot = owners
-                .entry(o)
-                .or_insert_with(|| (scope_of(o) == Scope::Private).then_some(e));
-            if let Some(have) = slot
-                && e < *have
-            {
-                *have = e;
+            match &mut owners[o] {
+                Some(have) if *have == e || names.get(*have) <= names.get(e) => {}
+                slot => *slot = Some(e),
             }
         }
-        for (e, m) in metas {
+        for (e, m) in metas.into_iter().enumerate() {
+            let Some((m, _)) = m else { continue };
+            let e = names.get(e as u32);
             let [instance, subnet, vpc, az, account, region] = m.map(|v| v.map(str::to_string));
             let m = EniMeta {
                 instance,
@@ -170,8 +183,9 @@ impl Inventory {
                 }
             }
         }
-        for (ip, eni) in owners {
+        for (ip, eni) in owners.into_iter().enumerate() {
             let Some(eni) = eni else { continue };
+            let (ip, eni) = (names.get(ip as u32), names.get(eni));
             match self.owners.get_mut(ip) {
                 Some(old) => {
                     if eni < old.eni.as_str() {

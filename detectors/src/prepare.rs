@@ -189,27 +189,34 @@ fn is_response(
     }
 }
 
-/// A flows chunk as a polars frame — [`FRAME_COLUMNS`] plus the [`derived`] columns —
-/// and the [`Names`] its code columns refer to.
-///
-/// Addresses and interfaces are interned once ([`Names::codes`]), so their scope and
-/// allowlist membership are judged once per distinct value, and the detectors group
-/// by integers.
+/// A flows chunk's addresses and interfaces as codes ([`Names`]), with what is judged
+/// once per distinct value.
+pub struct Coded<'a> {
+    pub names: Names<'a>,
+    /// Codes of `srcaddr`, `dstaddr`, the packet-level addresses (`pkt_*`, else the
+    /// plain ones) and `interface_id`.
+    pub src: UInt32Array,
+    pub dst: UInt32Array,
+    pub psrc: UInt32Array,
+    pub pdst: UInt32Array,
+    pub eni: UInt32Array,
+    /// [`Scope`](crate::net::Scope) of each name, by code (as Int32).
+    pub scope: Vec<i32>,
+    /// `flow_direction` per row ([`direction`]).
+    pub direction: Vec<i32>,
+}
+
+/// Interns the addresses and interfaces of a flows chunk (canonical schema).
 ///
 /// # Errors
 /// The batch does not have the canonical `flows` schema.
-pub fn flows_frame<'a>(batch: &'a RecordBatch, allow: &Allow) -> Result<(DataFrame, Names<'a>)> {
+pub fn code(batch: &RecordBatch) -> Result<Coded<'_>> {
     let src = strs(batch, flows::col::SRCADDR)?;
     let dst = strs(batch, flows::col::DSTADDR)?;
     let psrc = strs(batch, flows::col::PKT_SRCADDR)?;
     let pdst = strs(batch, flows::col::PKT_DSTADDR)?;
     let eni = strs(batch, flows::col::INTERFACE_ID)?;
-    let action = strs(batch, flows::col::ACTION)?;
     let dir = strs(batch, flows::col::FLOW_DIRECTION)?;
-    let sport = i32s(batch, flows::col::SRCPORT)?;
-    let dport = i32s(batch, flows::col::DSTPORT)?;
-    let proto = i32s(batch, flows::col::PROTOCOL)?;
-    let flags = i32s(batch, flows::col::TCP_FLAGS)?;
 
     let mut names = Names::default();
     let src_id = names.codes(src);
@@ -217,9 +224,62 @@ pub fn flows_frame<'a>(batch: &'a RecordBatch, allow: &Allow) -> Result<(DataFra
     let psrc_id = coalesce(&names.codes(psrc), &src_id);
     let pdst_id = coalesce(&names.codes(pdst), &dst_id);
     let eni_id = names.codes(eni);
-
     // Judged once per distinct string (interfaces included: a handful).
     let scope: Vec<i32> = names.values().iter().map(|s| scope_of(s) as i32).collect();
+    let (ingress, egress) = (make_view(b"ingress", 0, 0), make_view(b"egress", 0, 0));
+    let direction: Vec<i32> = dir
+        .views()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match *v {
+            _ if dir.is_null(i) => direction::UNKNOWN,
+            v if v == ingress => direction::INGRESS,
+            v if v == egress => direction::EGRESS,
+            _ => direction::OTHER,
+        })
+        .collect();
+    Ok(Coded {
+        names,
+        src: src_id,
+        dst: dst_id,
+        psrc: psrc_id,
+        pdst: pdst_id,
+        eni: eni_id,
+        scope,
+        direction,
+    })
+}
+
+/// A flows chunk as a polars frame — [`FRAME_COLUMNS`] plus the [`derived`] columns —
+/// and the [`Names`] its code columns refer to.
+///
+/// Addresses and interfaces arrive interned ([`code`]), so their scope and allowlist
+/// membership are judged once per distinct value, and the detectors group by
+/// integers.
+///
+/// # Errors
+/// The batch does not have the canonical `flows` schema.
+pub fn flows_frame<'a>(
+    batch: &'a RecordBatch,
+    coded: Coded<'a>,
+    allow: &Allow,
+) -> Result<(DataFrame, Names<'a>)> {
+    let action = strs(batch, flows::col::ACTION)?;
+    let sport = i32s(batch, flows::col::SRCPORT)?;
+    let dport = i32s(batch, flows::col::DSTPORT)?;
+    let proto = i32s(batch, flows::col::PROTOCOL)?;
+    let flags = i32s(batch, flows::col::TCP_FLAGS)?;
+    let Coded {
+        names,
+        src: src_id,
+        dst: dst_id,
+        psrc: psrc_id,
+        pdst: pdst_id,
+        eni: eni_id,
+        scope,
+        direction,
+    } = coded;
+
     let cidr_hit: Vec<bool> = if allow.cidrs.is_empty() {
         Vec::new()
     } else {
@@ -268,18 +328,6 @@ pub fn flows_frame<'a>(batch: &'a RecordBatch, allow: &Allow) -> Result<(DataFra
                     && svc.is_valid(i)
                     && allow.ports.contains(&(svc.value(i) as u16)));
             Some(a)
-        })
-        .collect();
-    let (ingress, egress) = (make_view(b"ingress", 0, 0), make_view(b"egress", 0, 0));
-    let direction: Vec<i32> = dir
-        .views()
-        .iter()
-        .enumerate()
-        .map(|(i, v)| match *v {
-            _ if dir.is_null(i) => direction::UNKNOWN,
-            v if v == ingress => direction::INGRESS,
-            v if v == egress => direction::EGRESS,
-            _ => direction::OTHER,
         })
         .collect();
 
@@ -504,7 +552,7 @@ mod tests {
                 .unwrap(),
             ..Allow::default()
         };
-        let (df, names) = flows_frame(&b, &allow).unwrap();
+        let (df, names) = flows_frame(&b, code(&b).unwrap(), &allow).unwrap();
         let s = |v: &[Option<&str>]| v.iter().map(|x| x.map(str::to_string)).collect::<Vec<_>>();
         assert_eq!(
             text(&df, &names, derived::SRC_ID),
