@@ -105,7 +105,7 @@ pub struct Registry {
     detectors: Vec<Box<dyn Detector>>,
     /// Flow batches (the columns the detectors read) waiting for a whole chunk: they
     /// are prepared together, so each distinct address is judged once per chunk and
-    /// polars gets one contiguous frame.
+    /// polars gets one contiguous frame (of numbers: the strings become codes).
     pending_flows: Vec<RecordBatch>,
     pending_flow_rows: usize,
     pending_waf: Option<DataFrame>,
@@ -197,17 +197,15 @@ impl Registry {
     fn drain(&mut self, kind: LogKind) -> Result<()> {
         match kind {
             LogKind::Flows => {
-                let Some(first) = self.pending_flows.first() else {
+                if self.pending_flows.is_empty() {
                     return Ok(());
-                };
-                let batch = arrow::compute::concat_batches(&first.schema(), &self.pending_flows)
-                    .map_err(|e| Error::Schema(e.to_string()))?;
-                self.pending_flows.clear();
+                }
+                let batches = std::mem::take(&mut self.pending_flows);
                 self.pending_flow_rows = 0;
-                let coded = prepare::code(&batch)?;
+                let coded = prepare::code(&batches)?;
                 let mut learned = Inventory::default();
-                learned.learn(&batch, &coded)?;
-                let (frame, names) = prepare::flows_frame(&batch, coded, &self.config.allow)?;
+                learned.learn(&batches, &coded)?;
+                let (frame, names) = prepare::flows_frame(&batches, coded, &self.config.allow)?;
                 let chunk = Chunk {
                     frame,
                     names,

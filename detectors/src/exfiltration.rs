@@ -346,7 +346,7 @@ impl Detector for Exfiltration {
                     .or(col(derived::DIRECTION).eq(lit(direction::EGRESS))),
             );
         if self.cfg.exclude_aws_services {
-            pred = pred.and(col(fc::PKT_DST_AWS_SERVICE).is_null());
+            pred = pred.and(col(derived::DST_AWS_SERVICE).not());
         }
         let agg = chunk
             .frame

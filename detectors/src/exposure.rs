@@ -260,7 +260,7 @@ impl Detector for Exposure {
             .and(col(derived::SRC_SCOPE).eq(lit(Scope::Public as i32)))
             .and(col(derived::PDST_SCOPE).eq(lit(Scope::Private as i32)))
             .and(col(derived::ALLOWED).not())
-            .and(col(fc::PKT_SRC_AWS_SERVICE).is_null())
+            .and(col(derived::SRC_AWS_SERVICE).not())
             .and(
                 col(derived::DIRECTION)
                     .eq(lit(direction::UNKNOWN))

@@ -12,6 +12,7 @@ use flowlens_model::flows::col;
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
+use crate::names::NONE;
 use crate::net::Scope;
 use crate::prepare::{self, direction, strs as view};
 use crate::stats::{Merge, merge_map, min_opt};
@@ -94,8 +95,9 @@ impl Inventory {
     /// # Errors
     /// The batch lacks a column or has it with another type.
     pub fn learn_batch(&mut self, batch: &RecordBatch) -> Result<()> {
-        let coded = prepare::code(batch)?;
-        self.learn(batch, &coded)
+        let batches = [batch.clone()];
+        let coded = prepare::code(&batches)?;
+        self.learn(&batches, &coded)
     }
 
     /// Learns from one flows chunk (canonical schema) and its codes, in a single pass.
@@ -104,64 +106,67 @@ impl Inventory {
     /// detector ([`crate::Detector::observe`]), instead of each detector grouping every
     /// row by seven string keys. Interfaces and addresses are codes: per row a few
     /// array lookups, and six view comparisons with the interface's previous record
-    /// (equal views are equal strings; the decoders reuse a repeated value's view).
+    /// of the same batch (equal views are equal strings; the decoders reuse a repeated
+    /// value's view).
     ///
     /// # Errors
-    /// The batch lacks a column or has it with another type.
-    pub fn learn(&mut self, batch: &RecordBatch, coded: &prepare::Coded<'_>) -> Result<()> {
-        let fields = [
-            view(batch, col::INSTANCE_ID)?,
-            view(batch, col::SUBNET_ID)?,
-            view(batch, col::VPC_ID)?,
-            view(batch, col::AZ_ID)?,
-            view(batch, col::ACCOUNT_ID)?,
-            view(batch, col::REGION)?,
-        ];
+    /// A batch lacks a column or has it with another type.
+    pub fn learn(&mut self, batches: &[RecordBatch], coded: &prepare::Coded<'_>) -> Result<()> {
         let names = &coded.names;
         // Per interface code: the smallest value of each field (as `merge`), and the
-        // row it last learned from.
-        let mut metas: Vec<Option<(Fields<'_>, usize)>> = vec![None; names.len()];
+        // (batch, row) it last learned from.
+        let mut metas: Vec<Option<(Fields<'_>, (usize, usize))>> = vec![None; names.len()];
         // Per own address code: the smallest interface code.
         let mut owners: Vec<Option<u32>> = vec![None; names.len()];
         let private = Scope::Private as i32;
-        for i in 0..batch.num_rows() {
-            if coded.eni.is_null(i) {
-                continue;
-            }
-            let e = coded.eni.value(i);
-            match &mut metas[e as usize] {
-                Some((m, last)) => {
-                    // The same six values as this interface's previous record add nothing.
-                    if !fields.iter().all(|f| same_text(f, i, *last)) {
-                        for (have, f) in m.iter_mut().zip(fields) {
-                            if let Some(new) = get(f, i)
-                                && have.is_none_or(|h| new < h)
-                            {
-                                *have = Some(new);
+        let mut row = 0;
+        for (b, batch) in batches.iter().enumerate() {
+            let fields = [
+                view(batch, col::INSTANCE_ID)?,
+                view(batch, col::SUBNET_ID)?,
+                view(batch, col::VPC_ID)?,
+                view(batch, col::AZ_ID)?,
+                view(batch, col::ACCOUNT_ID)?,
+                view(batch, col::REGION)?,
+            ];
+            for i in 0..batch.num_rows() {
+                let r = row;
+                row += 1;
+                let e = coded.eni[r];
+                if e == NONE {
+                    continue;
+                }
+                match &mut metas[e as usize] {
+                    Some((m, last)) => {
+                        // The same six values as this interface's previous record add
+                        // nothing (views compare within one batch only).
+                        if last.0 != b || !fields.iter().all(|f| same_text(f, i, last.1)) {
+                            for (have, f) in m.iter_mut().zip(fields) {
+                                if let Some(new) = get(f, i)
+                                    && have.is_none_or(|h| new < h)
+                                {
+                                    *have = Some(new);
+                                }
                             }
                         }
+                        *last = (b, i);
                     }
-                    *last = i;
+                    slot @ None => *slot = Some((fields.map(|f| get(f, i)), (b, i))),
                 }
-                slot @ None => *slot = Some((fields.map(|f| get(f, i)), i)),
-            }
-            // The interface's own address: the source of its egress records, the
-            // destination of its other directed ones (private addresses only).
-            let own = match coded.direction[i] {
-                direction::UNKNOWN => continue,
-                direction::EGRESS => &coded.src,
-                _ => &coded.dst,
-            };
-            if own.is_null(i) {
-                continue;
-            }
-            let o = own.value(i) as usize;
-            if coded.scope[o] != private {
-                continue;
-            }
-            match &mut owners[o] {
-                Some(have) if *have == e || names.get(*have) <= names.get(e) => {}
-                slot => *slot = Some(e),
+                // The interface's own address: the source of its egress records, the
+                // destination of its other directed ones (private addresses only).
+                let o = match coded.direction[r] {
+                    direction::UNKNOWN => continue,
+                    direction::EGRESS => coded.src[r],
+                    _ => coded.dst[r],
+                };
+                if o == NONE || coded.scope[o as usize] != private {
+                    continue;
+                }
+                match &mut owners[o as usize] {
+                    Some(have) if *have == e || names.get(*have) <= names.get(e) => {}
+                    slot => *slot = Some(e),
+                }
             }
         }
         for (e, m) in metas.into_iter().enumerate() {

@@ -10,17 +10,52 @@
 //! Interning reads each row's Arrow view first: within one array an equal view is
 //! equal text (an inline view holds the text, a long one its buffer, offset and
 //! length), and the decoders give a repeated value the view of its first copy, so most
-//! rows cost one 16-byte hash, or a comparison with the row before.
+//! rows cost one lookup in a small direct-mapped cache of recent views; only a miss
+//! hashes the text.
 
 use arrow::array::{Array, StringViewArray, UInt32Array};
-use arrow::buffer::ScalarBuffer;
+use arrow::buffer::{NullBuffer, ScalarBuffer};
 use polars::prelude::PlHashMap;
 
+/// The code of a null.
+pub const NONE: u32 = u32::MAX;
+
+/// Slots of the view cache (a power of two).
+const CACHE_BITS: u32 = 12;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Cached {
+    view: u128,
+    code: u32,
+    /// Which array the view belongs to (views of long strings mean nothing elsewhere).
+    array: u32,
+}
+
 /// The distinct strings of one chunk, numbered in order of first appearance.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Names<'a> {
     values: Vec<&'a str>,
     index: PlHashMap<&'a str, u32>,
+    cache: Box<[Cached]>,
+    /// Number of arrays interned so far (`Cached::array` of the current one).
+    arrays: u32,
+}
+
+impl Default for Names<'_> {
+    fn default() -> Self {
+        Names {
+            values: Vec::new(),
+            index: PlHashMap::default(),
+            cache: vec![Cached::default(); 1 << CACHE_BITS].into_boxed_slice(),
+            arrays: 0,
+        }
+    }
+}
+
+#[inline]
+fn slot(view: u128) -> usize {
+    let x = (view as u64) ^ ((view >> 64) as u64).rotate_left(29);
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - CACHE_BITS)) as usize
 }
 
 impl<'a> Names<'a> {
@@ -52,52 +87,58 @@ impl<'a> Names<'a> {
         if let Some(&c) = self.index.get(s) {
             return c;
         }
-        let c = u32::try_from(self.values.len()).expect("fewer than 2^32 distinct strings");
+        let c = u32::try_from(self.values.len())
+            .ok()
+            .filter(|c| *c != NONE)
+            .expect("fewer than 2^32 - 1 distinct strings");
         self.values.push(s);
         self.index.insert(s, c);
         c
     }
 
-    /// The code of every row of `a` (a null row stays null).
-    pub fn codes(&mut self, a: &'a StringViewArray) -> UInt32Array {
-        let views = a.views();
-        let mut seen: PlHashMap<u128, u32> = PlHashMap::default();
-        let mut out = Vec::with_capacity(a.len());
-        // (view, code) of the previous valid row.
-        let mut prev: Option<(u128, u32)> = None;
-        for (i, &v) in views.iter().enumerate() {
-            if a.is_null(i) {
-                out.push(0);
+    /// Appends the code of every row of `a` to `out` ([`NONE`] for a null).
+    pub fn append_codes(&mut self, a: &'a StringViewArray, out: &mut Vec<u32>) {
+        self.arrays = self.arrays.wrapping_add(1);
+        if self.arrays == 0 {
+            // Wrapped: forget every cached view rather than mistake an old one.
+            self.cache.fill(Cached::default());
+            self.arrays = 1;
+        }
+        let array = self.arrays;
+        let nulls = a.nulls();
+        out.reserve(a.len());
+        for (i, &view) in a.views().iter().enumerate() {
+            if nulls.is_some_and(|n| n.is_null(i)) {
+                out.push(NONE);
                 continue;
             }
-            let code = match prev {
-                Some((pv, pc)) if pv == v => pc,
-                _ => match seen.get(&v) {
-                    Some(&c) => c,
-                    None => {
-                        let c = self.intern(a.value(i));
-                        seen.insert(v, c);
-                        c
-                    }
-                },
+            let h = slot(view);
+            let hit = self.cache[h];
+            let code = if hit.array == array && hit.view == view {
+                hit.code
+            } else {
+                let code = self.intern(a.value(i));
+                self.cache[h] = Cached { view, code, array };
+                code
             };
-            prev = Some((v, code));
             out.push(code);
         }
-        UInt32Array::new(ScalarBuffer::from(out), a.nulls().cloned())
+    }
+
+    /// The code of every row of `a` (a null row stays null).
+    pub fn codes(&mut self, a: &'a StringViewArray) -> UInt32Array {
+        let mut out = Vec::with_capacity(a.len());
+        self.append_codes(a, &mut out);
+        to_array(&out)
     }
 }
 
-/// `first` where it is valid, else `second` (null where both are).
-pub fn coalesce(first: &UInt32Array, second: &UInt32Array) -> UInt32Array {
-    if first.null_count() == 0 {
-        return first.clone();
-    }
-    first
-        .iter()
-        .zip(second.iter())
-        .map(|(a, b)| a.or(b))
-        .collect()
+/// Codes ([`NONE`] for null) as an Arrow array.
+pub fn to_array(codes: &[u32]) -> UInt32Array {
+    let nulls = codes
+        .contains(&NONE)
+        .then(|| NullBuffer::from_iter(codes.iter().map(|c| *c != NONE)));
+    UInt32Array::new(ScalarBuffer::from(codes.to_vec()), nulls)
 }
 
 #[cfg(test)]
@@ -128,13 +169,18 @@ mod tests {
     }
 
     #[test]
-    fn coalesce_prefers_the_first() {
-        let a = UInt32Array::from(vec![Some(1), None, None]);
-        let b = UInt32Array::from(vec![Some(7), Some(8), None]);
-        assert_eq!(
-            coalesce(&a, &b).iter().collect::<Vec<_>>(),
-            [Some(1), Some(8), None]
-        );
+    fn views_cached_per_array() {
+        // Both long, same length and 4-byte prefix, each at offset 0 of its own
+        // array's buffer: equal views, different text.
+        let a = StringViewArray::from(vec!["100.64.100.100", "100.64.100.100"]);
+        let b = StringViewArray::from(vec!["100.200.100.10"]);
+        assert_eq!(a.views()[0], b.views()[0]);
+        let mut names = Names::default();
+        let mut out = Vec::new();
+        names.append_codes(&a, &mut out);
+        names.append_codes(&b, &mut out);
+        assert_eq!(out, [0, 0, 1]);
+        assert_eq!(names.values(), ["100.64.100.100", "100.200.100.10"]);
     }
 
     proptest! {

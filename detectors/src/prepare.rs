@@ -12,7 +12,7 @@ use std::sync::Arc;
 use arrow::array::builder::make_view;
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Int32Array, Int64Array, ListArray,
-    StringViewArray, UInt32Array,
+    StringViewArray,
 };
 use arrow::datatypes::{Int32Type, Int64Type, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
@@ -20,7 +20,7 @@ use flowlens_model::{flows, waf};
 use polars::prelude::DataFrame;
 
 use crate::config::{Allow, ScrapingConfig};
-use crate::names::{Names, coalesce};
+use crate::names::{NONE, Names, to_array};
 use crate::net::scope_of;
 use crate::stats::hash64;
 use crate::{Error, Result, frame};
@@ -53,6 +53,9 @@ pub mod derived {
     pub const SVC_PORT: &str = "svc_port";
     /// Matched by the global allowlist.
     pub const ALLOWED: &str = "allowed";
+    /// `pkt_src_aws_service` / `pkt_dst_aws_service` is set (an AWS service's range).
+    pub const SRC_AWS_SERVICE: &str = "src_aws_service";
+    pub const DST_AWS_SERVICE: &str = "dst_aws_service";
     /// WAF: event time in unix seconds.
     pub const TS: &str = "ts";
     /// WAF: the client fingerprint (JA4, else JA3, else `ua:<hash>`).
@@ -118,8 +121,6 @@ pub const FRAME_COLUMNS: &[&str] = &[
     flows::col::BYTES,
     flows::col::START,
     flows::col::TCP_FLAGS,
-    flows::col::PKT_SRC_AWS_SERVICE,
-    flows::col::PKT_DST_AWS_SERVICE,
 ];
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
@@ -138,29 +139,6 @@ fn i32s<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int32Array> {
     column(batch, name)?
         .as_primitive_opt::<Int32Type>()
         .ok_or_else(|| Error::Schema(format!("`{name}` is not Int32")))
-}
-
-/// `f` of each code of `codes` (0 for a null), from one value per distinct code.
-fn per_code(codes: &UInt32Array, of_code: &[i32]) -> Int32Array {
-    let out: Vec<i32> = codes
-        .iter()
-        .map(|c| c.map_or(0, |c| of_code[c as usize]))
-        .collect();
-    Int32Array::from(out)
-}
-
-/// Whether a string column equals a short constant (at most 12 bytes: its view is the
-/// text), per row; false where null.
-fn equals_short(a: &StringViewArray, text: &str) -> BooleanArray {
-    debug_assert!(text.len() <= 12);
-    let want = make_view(text.as_bytes(), 0, 0);
-    let bits: Vec<bool> = a
-        .views()
-        .iter()
-        .enumerate()
-        .map(|(i, v)| *v == want && a.is_valid(i))
-        .collect();
-    BooleanArray::from(bits)
 }
 
 /// The TCP responder heuristic, per record.
@@ -189,65 +167,84 @@ fn is_response(
     }
 }
 
-/// A flows chunk's addresses and interfaces as codes ([`Names`]), with what is judged
-/// once per distinct value.
+/// A flows chunk's addresses and interfaces as codes ([`Names`]; [`NONE`] for a null),
+/// one per row across the chunk's batches, with what is judged once per distinct value.
 pub struct Coded<'a> {
     pub names: Names<'a>,
     /// Codes of `srcaddr`, `dstaddr`, the packet-level addresses (`pkt_*`, else the
     /// plain ones) and `interface_id`.
-    pub src: UInt32Array,
-    pub dst: UInt32Array,
-    pub psrc: UInt32Array,
-    pub pdst: UInt32Array,
-    pub eni: UInt32Array,
+    pub src: Vec<u32>,
+    pub dst: Vec<u32>,
+    pub psrc: Vec<u32>,
+    pub pdst: Vec<u32>,
+    pub eni: Vec<u32>,
     /// [`Scope`](crate::net::Scope) of each name, by code (as Int32).
     pub scope: Vec<i32>,
     /// `flow_direction` per row ([`direction`]).
     pub direction: Vec<i32>,
 }
 
-/// Interns the addresses and interfaces of a flows chunk (canonical schema).
+/// `codes[i]`, or `base[i]` where it is [`NONE`].
+fn fill_none(codes: &mut [u32], base: &[u32]) {
+    for (c, b) in codes.iter_mut().zip(base) {
+        if *c == NONE {
+            *c = *b;
+        }
+    }
+}
+
+/// Interns the addresses and interfaces of a chunk's flow batches (canonical schema).
 ///
 /// # Errors
-/// The batch does not have the canonical `flows` schema.
-pub fn code(batch: &RecordBatch) -> Result<Coded<'_>> {
-    let src = strs(batch, flows::col::SRCADDR)?;
-    let dst = strs(batch, flows::col::DSTADDR)?;
-    let psrc = strs(batch, flows::col::PKT_SRCADDR)?;
-    let pdst = strs(batch, flows::col::PKT_DSTADDR)?;
-    let eni = strs(batch, flows::col::INTERFACE_ID)?;
-    let dir = strs(batch, flows::col::FLOW_DIRECTION)?;
-
+/// A batch does not have the canonical `flows` schema.
+pub fn code(batches: &[RecordBatch]) -> Result<Coded<'_>> {
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let mut names = Names::default();
-    let src_id = names.codes(src);
-    let dst_id = names.codes(dst);
-    let psrc_id = coalesce(&names.codes(psrc), &src_id);
-    let pdst_id = coalesce(&names.codes(pdst), &dst_id);
-    let eni_id = names.codes(eni);
-    // Judged once per distinct string (interfaces included: a handful).
-    let scope: Vec<i32> = names.values().iter().map(|s| scope_of(s) as i32).collect();
+    let [mut src, mut dst, mut psrc, mut pdst, mut eni] =
+        std::array::from_fn(|_| Vec::with_capacity(rows));
+    let mut dirs = Vec::with_capacity(rows);
     let (ingress, egress) = (make_view(b"ingress", 0, 0), make_view(b"egress", 0, 0));
-    let direction: Vec<i32> = dir
-        .views()
-        .iter()
-        .enumerate()
-        .map(|(i, v)| match *v {
+    for batch in batches {
+        let start = src.len();
+        names.append_codes(strs(batch, flows::col::SRCADDR)?, &mut src);
+        names.append_codes(strs(batch, flows::col::DSTADDR)?, &mut dst);
+        names.append_codes(strs(batch, flows::col::PKT_SRCADDR)?, &mut psrc);
+        names.append_codes(strs(batch, flows::col::PKT_DSTADDR)?, &mut pdst);
+        names.append_codes(strs(batch, flows::col::INTERFACE_ID)?, &mut eni);
+        fill_none(&mut psrc[start..], &src[start..]);
+        fill_none(&mut pdst[start..], &dst[start..]);
+        let dir = strs(batch, flows::col::FLOW_DIRECTION)?;
+        dirs.extend(dir.views().iter().enumerate().map(|(i, v)| match *v {
             _ if dir.is_null(i) => direction::UNKNOWN,
             v if v == ingress => direction::INGRESS,
             v if v == egress => direction::EGRESS,
             _ => direction::OTHER,
-        })
-        .collect();
+        }));
+    }
+    // Judged once per distinct string (interfaces included: a handful).
+    let scope: Vec<i32> = names.values().iter().map(|s| scope_of(s) as i32).collect();
     Ok(Coded {
         names,
-        src: src_id,
-        dst: dst_id,
-        psrc: psrc_id,
-        pdst: pdst_id,
-        eni: eni_id,
+        src,
+        dst,
+        psrc,
+        pdst,
+        eni,
         scope,
-        direction,
+        direction: dirs,
     })
+}
+
+/// One column of every batch, as one array (numbers: a copy of their buffers).
+fn concat_column(batches: &[RecordBatch], name: &str) -> Result<ArrayRef> {
+    let parts = batches
+        .iter()
+        .map(|b| column(b, name).map(|a| a.as_ref()))
+        .collect::<Result<Vec<&dyn Array>>>()?;
+    match parts.as_slice() {
+        [one] => Ok(one.slice(0, one.len())),
+        _ => arrow::compute::concat(&parts).map_err(|e| Error::Schema(e.to_string())),
+    }
 }
 
 /// A flows chunk as a polars frame — [`FRAME_COLUMNS`] plus the [`derived`] columns —
@@ -255,30 +252,61 @@ pub fn code(batch: &RecordBatch) -> Result<Coded<'_>> {
 ///
 /// Addresses and interfaces arrive interned ([`code`]), so their scope and allowlist
 /// membership are judged once per distinct value, and the detectors group by
-/// integers.
+/// integers; the frame holds no strings.
 ///
 /// # Errors
-/// The batch does not have the canonical `flows` schema.
+/// A batch does not have the canonical `flows` schema.
 pub fn flows_frame<'a>(
-    batch: &'a RecordBatch,
+    batches: &'a [RecordBatch],
     coded: Coded<'a>,
     allow: &Allow,
 ) -> Result<(DataFrame, Names<'a>)> {
-    let action = strs(batch, flows::col::ACTION)?;
-    let sport = i32s(batch, flows::col::SRCPORT)?;
-    let dport = i32s(batch, flows::col::DSTPORT)?;
-    let proto = i32s(batch, flows::col::PROTOCOL)?;
-    let flags = i32s(batch, flows::col::TCP_FLAGS)?;
     let Coded {
         names,
-        src: src_id,
-        dst: dst_id,
-        psrc: psrc_id,
-        pdst: pdst_id,
-        eni: eni_id,
+        src,
+        dst,
+        psrc,
+        pdst,
+        eni,
         scope,
         direction,
     } = coded;
+    let n = src.len();
+    let mut response = Vec::with_capacity(n);
+    let mut svc: Vec<Option<i32>> = Vec::with_capacity(n);
+    let mut accept = Vec::with_capacity(n);
+    let mut reject = Vec::with_capacity(n);
+    let mut src_service = Vec::with_capacity(n);
+    let mut dst_service = Vec::with_capacity(n);
+    let (accept_view, reject_view) = (make_view(b"ACCEPT", 0, 0), make_view(b"REJECT", 0, 0));
+    for batch in batches {
+        let sport = i32s(batch, flows::col::SRCPORT)?;
+        let dport = i32s(batch, flows::col::DSTPORT)?;
+        let proto = i32s(batch, flows::col::PROTOCOL)?;
+        let flags = i32s(batch, flows::col::TCP_FLAGS)?;
+        for i in 0..batch.num_rows() {
+            let r = is_response(
+                proto.is_valid(i).then(|| proto.value(i)),
+                flags.is_valid(i).then(|| flags.value(i)),
+                sport.is_valid(i).then(|| sport.value(i)),
+                dport.is_valid(i).then(|| dport.value(i)),
+            );
+            response.push(r);
+            let p = if r { sport } else { dport };
+            svc.push(p.is_valid(i).then(|| p.value(i)));
+        }
+        // ACCEPT and REJECT are inline views: equal views, equal text.
+        let action = strs(batch, flows::col::ACTION)?;
+        for (i, v) in action.views().iter().enumerate() {
+            let valid = action.is_valid(i);
+            accept.push(valid && *v == accept_view);
+            reject.push(valid && *v == reject_view);
+        }
+        let s = strs(batch, flows::col::PKT_SRC_AWS_SERVICE)?;
+        src_service.extend((0..s.len()).map(|i| s.is_valid(i)));
+        let d = strs(batch, flows::col::PKT_DST_AWS_SERVICE)?;
+        dst_service.extend((0..d.len()).map(|i| d.is_valid(i)));
+    }
 
     let cidr_hit: Vec<bool> = if allow.cidrs.is_empty() {
         Vec::new()
@@ -298,58 +326,54 @@ pub fn flows_frame<'a>(
             .map(|s| allow.enis.iter().any(|e| e == s))
             .collect()
     };
-
-    let n = batch.num_rows();
-    let mut response = BooleanBuilder::with_capacity(n);
-    let mut svc = Vec::with_capacity(n);
-    for i in 0..n {
-        let r = is_response(
-            proto.is_valid(i).then(|| proto.value(i)),
-            flags.is_valid(i).then(|| flags.value(i)),
-            sport.is_valid(i).then(|| sport.value(i)),
-            dport.is_valid(i).then(|| dport.value(i)),
-        );
-        response.append_value(r);
-        let p = if r { sport } else { dport };
-        svc.push(p.is_valid(i).then(|| p.value(i)));
-    }
-    let svc = Int32Array::from(svc);
-    let hit = |codes: &UInt32Array, table: &[bool], i: usize| {
-        !table.is_empty() && codes.is_valid(i) && table[codes.value(i) as usize]
+    let hit = |codes: &[u32], table: &[bool], i: usize| {
+        !table.is_empty() && codes[i] != NONE && table[codes[i] as usize]
     };
-    let allowed: BooleanArray = (0..n)
-        .map(|i| {
-            let a = hit(&src_id, &cidr_hit, i)
-                || hit(&dst_id, &cidr_hit, i)
-                || hit(&psrc_id, &cidr_hit, i)
-                || hit(&pdst_id, &cidr_hit, i)
-                || hit(&eni_id, &eni_hit, i)
-                || (!allow.ports.is_empty()
-                    && svc.is_valid(i)
-                    && allow.ports.contains(&(svc.value(i) as u16)));
-            Some(a)
-        })
-        .collect();
+    let allowed: Vec<bool> = if cidr_hit.is_empty() && eni_hit.is_empty() && allow.ports.is_empty()
+    {
+        vec![false; n]
+    } else {
+        (0..n)
+            .map(|i| {
+                hit(&src, &cidr_hit, i)
+                    || hit(&dst, &cidr_hit, i)
+                    || hit(&psrc, &cidr_hit, i)
+                    || hit(&pdst, &cidr_hit, i)
+                    || hit(&eni, &eni_hit, i)
+                    || svc[i].is_some_and(|p| allow.ports.contains(&(p as u16)))
+            })
+            .collect()
+    };
+    let per_code = |codes: &[u32]| -> ArrayRef {
+        let out: Vec<i32> = codes
+            .iter()
+            .map(|&c| if c == NONE { 0 } else { scope[c as usize] })
+            .collect();
+        Arc::new(Int32Array::from(out))
+    };
+    let bools = |v: Vec<bool>| -> ArrayRef { Arc::new(BooleanArray::from(v)) };
 
-    let mut cols: Vec<(&str, ArrayRef)> = Vec::with_capacity(FRAME_COLUMNS.len() + 15);
+    let mut cols: Vec<(&str, ArrayRef)> = Vec::with_capacity(FRAME_COLUMNS.len() + 17);
     for name in FRAME_COLUMNS {
-        cols.push((name, column(batch, name)?.clone()));
+        cols.push((name, concat_column(batches, name)?));
     }
-    cols.push((derived::SRC_SCOPE, Arc::new(per_code(&src_id, &scope))));
-    cols.push((derived::DST_SCOPE, Arc::new(per_code(&dst_id, &scope))));
-    cols.push((derived::PSRC_SCOPE, Arc::new(per_code(&psrc_id, &scope))));
-    cols.push((derived::PDST_SCOPE, Arc::new(per_code(&pdst_id, &scope))));
-    cols.push((derived::SRC_ID, Arc::new(src_id)));
-    cols.push((derived::DST_ID, Arc::new(dst_id)));
-    cols.push((derived::PSRC_ID, Arc::new(psrc_id)));
-    cols.push((derived::PDST_ID, Arc::new(pdst_id)));
-    cols.push((derived::ENI_ID, Arc::new(eni_id)));
-    cols.push((derived::ACCEPT, Arc::new(equals_short(action, "ACCEPT"))));
-    cols.push((derived::REJECT, Arc::new(equals_short(action, "REJECT"))));
+    cols.push((derived::SRC_SCOPE, per_code(&src)));
+    cols.push((derived::DST_SCOPE, per_code(&dst)));
+    cols.push((derived::PSRC_SCOPE, per_code(&psrc)));
+    cols.push((derived::PDST_SCOPE, per_code(&pdst)));
+    cols.push((derived::SRC_ID, Arc::new(to_array(&src))));
+    cols.push((derived::DST_ID, Arc::new(to_array(&dst))));
+    cols.push((derived::PSRC_ID, Arc::new(to_array(&psrc))));
+    cols.push((derived::PDST_ID, Arc::new(to_array(&pdst))));
+    cols.push((derived::ENI_ID, Arc::new(to_array(&eni))));
+    cols.push((derived::ACCEPT, bools(accept)));
+    cols.push((derived::REJECT, bools(reject)));
     cols.push((derived::DIRECTION, Arc::new(Int32Array::from(direction))));
-    cols.push((derived::RESPONSE, Arc::new(response.finish())));
-    cols.push((derived::SVC_PORT, Arc::new(svc)));
-    cols.push((derived::ALLOWED, Arc::new(allowed)));
+    cols.push((derived::RESPONSE, bools(response)));
+    cols.push((derived::SVC_PORT, Arc::new(Int32Array::from(svc))));
+    cols.push((derived::ALLOWED, bools(allowed)));
+    cols.push((derived::SRC_AWS_SERVICE, bools(src_service)));
+    cols.push((derived::DST_AWS_SERVICE, bools(dst_service)));
     Ok((frame::frame(&cols)?, names))
 }
 
@@ -552,6 +576,7 @@ mod tests {
                 .unwrap(),
             ..Allow::default()
         };
+        let b = [b];
         let (df, names) = flows_frame(&b, code(&b).unwrap(), &allow).unwrap();
         let s = |v: &[Option<&str>]| v.iter().map(|x| x.map(str::to_string)).collect::<Vec<_>>();
         assert_eq!(
