@@ -129,16 +129,16 @@ impl<'a> Names<'a> {
     pub fn codes(&mut self, a: &'a StringViewArray) -> UInt32Array {
         let mut out = Vec::with_capacity(a.len());
         self.append_codes(a, &mut out);
-        to_array(&out)
+        to_array(out)
     }
 }
 
 /// Codes ([`NONE`] for null) as an Arrow array.
-pub fn to_array(codes: &[u32]) -> UInt32Array {
+pub fn to_array(codes: Vec<u32>) -> UInt32Array {
     let nulls = codes
         .contains(&NONE)
         .then(|| NullBuffer::from_iter(codes.iter().map(|c| *c != NONE)));
-    UInt32Array::new(ScalarBuffer::from(codes.to_vec()), nulls)
+    UInt32Array::new(ScalarBuffer::from(codes), nulls)
 }
 
 #[cfg(test)]

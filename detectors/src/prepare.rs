@@ -9,12 +9,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arrow::array::PrimitiveArray;
+use arrow::array::builder::NullBufferBuilder;
 use arrow::array::builder::make_view;
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Int32Array, Int64Array, ListArray,
     StringViewArray,
 };
-use arrow::datatypes::{Int32Type, Int64Type, TimestampMillisecondType};
+use arrow::buffer::ScalarBuffer;
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Int32Type, Int64Type, TimestampMillisecondType,
+};
 use arrow::record_batch::RecordBatch;
 use flowlens_model::{flows, waf};
 use polars::prelude::DataFrame;
@@ -235,16 +240,26 @@ pub fn code(batches: &[RecordBatch]) -> Result<Coded<'_>> {
     })
 }
 
-/// One column of every batch, as one array (numbers: a copy of their buffers).
-fn concat_column(batches: &[RecordBatch], name: &str) -> Result<ArrayRef> {
-    let parts = batches
-        .iter()
-        .map(|b| column(b, name).map(|a| a.as_ref()))
-        .collect::<Result<Vec<&dyn Array>>>()?;
-    match parts.as_slice() {
-        [one] => Ok(one.slice(0, one.len())),
-        _ => arrow::compute::concat(&parts).map_err(|e| Error::Schema(e.to_string())),
+/// One numeric column of every batch, as one array (a copy of the value buffers and
+/// validity bitmaps).
+fn concat_numbers<T: ArrowPrimitiveType>(batches: &[RecordBatch], name: &str) -> Result<ArrayRef> {
+    let rows = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut values: Vec<T::Native> = Vec::with_capacity(rows);
+    let mut nulls = NullBufferBuilder::new(rows);
+    for batch in batches {
+        let a = column(batch, name)?
+            .as_primitive_opt::<T>()
+            .ok_or_else(|| Error::Schema(format!("`{name}` is not {}", T::DATA_TYPE)))?;
+        values.extend_from_slice(a.values());
+        match a.nulls() {
+            Some(n) => nulls.append_buffer(n),
+            None => nulls.append_n_non_nulls(a.len()),
+        }
     }
+    Ok(Arc::new(PrimitiveArray::<T>::new(
+        ScalarBuffer::from(values),
+        nulls.finish(),
+    )))
 }
 
 /// A flows chunk as a polars frame — [`FRAME_COLUMNS`] plus the [`derived`] columns —
@@ -355,17 +370,21 @@ pub fn flows_frame<'a>(
 
     let mut cols: Vec<(&str, ArrayRef)> = Vec::with_capacity(FRAME_COLUMNS.len() + 17);
     for name in FRAME_COLUMNS {
-        cols.push((name, concat_column(batches, name)?));
+        let array = match flows::schema().field_with_name(name).map(|f| f.data_type()) {
+            Ok(DataType::Int32) => concat_numbers::<Int32Type>(batches, name)?,
+            _ => concat_numbers::<Int64Type>(batches, name)?,
+        };
+        cols.push((name, array));
     }
     cols.push((derived::SRC_SCOPE, per_code(&src)));
     cols.push((derived::DST_SCOPE, per_code(&dst)));
     cols.push((derived::PSRC_SCOPE, per_code(&psrc)));
     cols.push((derived::PDST_SCOPE, per_code(&pdst)));
-    cols.push((derived::SRC_ID, Arc::new(to_array(&src))));
-    cols.push((derived::DST_ID, Arc::new(to_array(&dst))));
-    cols.push((derived::PSRC_ID, Arc::new(to_array(&psrc))));
-    cols.push((derived::PDST_ID, Arc::new(to_array(&pdst))));
-    cols.push((derived::ENI_ID, Arc::new(to_array(&eni))));
+    cols.push((derived::SRC_ID, Arc::new(to_array(src))));
+    cols.push((derived::DST_ID, Arc::new(to_array(dst))));
+    cols.push((derived::PSRC_ID, Arc::new(to_array(psrc))));
+    cols.push((derived::PDST_ID, Arc::new(to_array(pdst))));
+    cols.push((derived::ENI_ID, Arc::new(to_array(eni))));
     cols.push((derived::ACCEPT, bools(accept)));
     cols.push((derived::REJECT, bools(reject)));
     cols.push((derived::DIRECTION, Arc::new(Int32Array::from(direction))));
