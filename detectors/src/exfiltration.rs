@@ -6,7 +6,8 @@
 //! by both the host's and the gateway's interface; per destination the larger of the
 //! two counts, so it is counted once, and either log alone is enough.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use flowlens_model::LogKind;
 use flowlens_model::finding::{
@@ -53,18 +54,34 @@ impl PeerAcc {
     }
 }
 
+/// destination → service port → bytes. A hash map: every aggregated row looks one
+/// destination up, and an entity can have thousands in a window; it is written in key
+/// order, so saved state stays deterministic.
+type Peers = HashMap<String, BTreeMap<i32, PeerAcc>, PlRandomState>;
+
+fn sorted<S: serde::Serializer>(peers: &Peers, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_map(peers.iter().collect::<BTreeMap<_, _>>())
+}
+
 /// One entity in one window.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Win {
-    /// destination → service port → bytes.
-    peers: BTreeMap<String, BTreeMap<i32, PeerAcc>>,
+    #[serde(serialize_with = "sorted")]
+    peers: Peers,
     /// Interfaces that logged the entity's own egress.
     enis: BTreeSet<String>,
 }
 
 impl Merge for Win {
     fn merge(&mut self, o: Self) {
-        merge_map(&mut self.peers, o.peers);
+        for (peer, ports) in o.peers {
+            match self.peers.entry(peer) {
+                Entry::Occupied(mut e) => merge_map(e.get_mut(), ports),
+                Entry::Vacant(e) => {
+                    e.insert(ports);
+                }
+            }
+        }
         self.enis.extend(o.enis);
     }
 }
@@ -394,7 +411,11 @@ impl Detector for Exfiltration {
                 continue;
             };
             let slot_ = slot(open, ent);
-            let acc = slot(&mut slot_.peers, p).entry(port[i] as i32).or_default();
+            if !slot_.peers.contains_key(p) {
+                slot_.peers.insert(p.to_string(), BTreeMap::new());
+            }
+            let acc = slot_.peers.get_mut(p).expect("inserted above");
+            let acc = acc.entry(port[i] as i32).or_default();
             let b = bytes[i].max(0) as u64;
             if nat[i] != 0 {
                 acc.nat += b;
