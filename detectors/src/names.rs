@@ -105,6 +105,11 @@ impl<'a> Names<'a> {
             self.arrays = 1;
         }
         let array = self.arrays;
+        if a.null_count() == a.len() {
+            // A field the log format lacks (packet-level addresses in v2 logs).
+            out.resize(out.len() + a.len(), NONE);
+            return;
+        }
         let nulls = a.nulls();
         out.reserve(a.len());
         for (i, &view) in a.views().iter().enumerate() {
@@ -151,6 +156,7 @@ mod tests {
     #[test]
     fn same_text_same_code_across_columns() {
         let long = "eni-0123456789abcdef0";
+        let none = StringViewArray::from(vec![None::<&str>; 3]);
         let a = StringViewArray::from(vec![Some("10.0.0.1"), None, Some(long), Some(long)]);
         let b = StringViewArray::from(vec![Some(long), Some("10.0.0.1"), None, Some("x")]);
         let mut names = Names::default();
@@ -166,6 +172,11 @@ mod tests {
         );
         assert_eq!(names.values(), ["10.0.0.1", long, "x"]);
         assert_eq!(names.get(1), long);
+        let mut out = vec![7];
+        names.append_codes(&none, &mut out);
+        assert_eq!(out, [7, NONE, NONE, NONE]);
+        assert_eq!(names.codes(&none).null_count(), 3);
+        assert_eq!(names.len(), 3);
     }
 
     #[test]
