@@ -157,13 +157,22 @@ impl Registry {
             return Ok(());
         }
         if kind == LogKind::Flows {
-            let schema = batch.schema();
+            // Checked here, batch by batch, rather than when the chunk is prepared.
+            let (schema, canonical) = (batch.schema(), flowlens_model::flows::schema());
             let columns = prepare::FLOW_COLUMNS
                 .iter()
                 .map(|c| {
-                    schema
+                    let i = schema
                         .index_of(c)
-                        .map_err(|_| Error::Schema(format!("batch has no `{c}` column")))
+                        .map_err(|_| Error::Schema(format!("batch has no `{c}` column")))?;
+                    let have = schema.field(i).data_type();
+                    let want = canonical.field_with_name(c).ok().map(|f| f.data_type());
+                    if want != Some(have) {
+                        return Err(Error::Schema(format!(
+                            "`{c}` is {have}, the flows schema has {want:?}"
+                        )));
+                    }
+                    Ok(i)
                 })
                 .collect::<Result<Vec<_>>>()?;
             let projected = batch
@@ -310,3 +319,46 @@ impl Registry {
 
 /// Version of the state layout written by [`Registry::state`].
 pub const STATE_VERSION: u64 = 1;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int64Array, new_null_array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use flowlens_model::flows;
+
+    use super::*;
+
+    /// A one-row flows batch, with column `bad` (if any) replaced by Int64.
+    fn batch(bad: Option<&str>) -> RecordBatch {
+        let canonical = flows::schema();
+        let (fields, columns): (Vec<Field>, Vec<ArrayRef>) = canonical
+            .fields()
+            .iter()
+            .map(|f| {
+                if Some(f.name().as_str()) == bad {
+                    let a: ArrayRef = Arc::new(Int64Array::from(vec![1]));
+                    (Field::new(f.name(), DataType::Int64, true), a)
+                } else {
+                    let f = f.as_ref().clone().with_nullable(true);
+                    let a = new_null_array(f.data_type(), 1);
+                    (f, a)
+                }
+            })
+            .unzip();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+    }
+
+    #[test]
+    fn schema_errors_surface_with_their_batch() {
+        let mut r = Registry::new(Config::default());
+        r.observe(LogKind::Flows, &batch(None)).unwrap();
+        let e = r
+            .observe(LogKind::Flows, &batch(Some(flows::col::SRCADDR)))
+            .unwrap_err();
+        assert!(e.to_string().contains("`srcaddr` is Int64"), "{e}");
+        // The good batch before it is still run.
+        assert!(r.flush(i64::MAX).unwrap().is_empty());
+    }
+}

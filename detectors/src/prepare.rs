@@ -87,11 +87,12 @@ pub mod direction {
     pub const OTHER: i32 = 3;
 }
 
-/// The flow columns the detectors read: the inventory's ([`Inventory::learn_batch`]),
-/// and the frame's (addresses, interface, action and direction arrive as derived
-/// columns, [`FRAME_COLUMNS`] as they are).
+/// The flow columns the detectors read (the registry keeps only these of each batch):
+/// the inventory's ([`Inventory::learn`]) and the frame's (addresses, interface, action,
+/// direction and AWS-service fields arrive as derived columns, [`FRAME_COLUMNS`] as
+/// they are).
 ///
-/// [`Inventory::learn_batch`]: crate::inventory::Inventory::learn_batch
+/// [`Inventory::learn`]: crate::inventory::Inventory::learn
 pub const FLOW_COLUMNS: &[&str] = &[
     flows::col::ACCOUNT_ID,
     flows::col::REGION,
