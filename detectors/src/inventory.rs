@@ -287,22 +287,12 @@ impl Inventory {
 
 #[cfg(test)]
 mod tests {
-    use flowlens_engine::decode::ObjectContext;
-    use flowlens_engine::decode::object::{DecodeOptions, ObjectDecoder};
-
     use super::*;
 
     const HEADER: &str = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status flow-direction instance-id subnet-id vpc-id az-id region";
 
     fn batch(lines: &[&str]) -> RecordBatch {
-        let mut d = ObjectDecoder::new(ObjectContext::new("t.log"), DecodeOptions::default());
-        d.push(format!("{HEADER}\n{}\n", lines.join("\n")).as_bytes());
-        d.finish().unwrap();
-        let mut out = Vec::new();
-        while let Some((_, b)) = d.take_batch() {
-            out.push(b);
-        }
-        arrow::compute::concat_batches(&flowlens_model::flows::schema(), &out).unwrap()
+        crate::testing::flows_batch(HEADER, lines)
     }
 
     fn learned(lines: &[&str]) -> Inventory {

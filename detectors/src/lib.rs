@@ -55,3 +55,23 @@ impl From<polars::prelude::PolarsError> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Helpers of the unit tests.
+#[cfg(test)]
+mod testing {
+    use arrow::record_batch::RecordBatch;
+    use flowlens_engine::decode::ObjectContext;
+    use flowlens_engine::decode::object::{DecodeOptions, ObjectDecoder};
+
+    /// Flow log `lines` under the header line `header`, decoded into one batch.
+    pub fn flows_batch(header: &str, lines: &[&str]) -> RecordBatch {
+        let mut d = ObjectDecoder::new(ObjectContext::new("t.log"), DecodeOptions::default());
+        d.push(format!("{header}\n{}\n", lines.join("\n")).as_bytes());
+        d.finish().unwrap();
+        let mut out = Vec::new();
+        while let Some((_, b)) = d.take_batch() {
+            out.push(b);
+        }
+        arrow::compute::concat_batches(&flowlens_model::flows::schema(), &out).unwrap()
+    }
+}

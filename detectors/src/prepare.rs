@@ -549,17 +549,8 @@ mod tests {
     }
 
     fn batch(lines: &[&str]) -> RecordBatch {
-        use flowlens_engine::decode::ObjectContext;
-        use flowlens_engine::decode::object::{DecodeOptions, ObjectDecoder};
         const HEADER: &str = "version interface-id srcaddr dstaddr pkt-srcaddr pkt-dstaddr srcport dstport protocol packets bytes start end action log-status flow-direction tcp-flags";
-        let mut d = ObjectDecoder::new(ObjectContext::new("t.log"), DecodeOptions::default());
-        d.push(format!("{HEADER}\n{}\n", lines.join("\n")).as_bytes());
-        d.finish().unwrap();
-        let mut out = Vec::new();
-        while let Some((_, b)) = d.take_batch() {
-            out.push(b);
-        }
-        arrow::compute::concat_batches(&flows::schema(), &out).unwrap()
+        crate::testing::flows_batch(HEADER, lines)
     }
 
     fn ints(df: &DataFrame, name: &str) -> Vec<Option<i64>> {
