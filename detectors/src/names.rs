@@ -180,6 +180,19 @@ mod tests {
     }
 
     #[test]
+    fn the_empty_string_is_not_an_empty_slot() {
+        // The empty string's view is all zeros, as is a cache slot never written.
+        let a = StringViewArray::from(vec!["10.0.0.1", ""]);
+        let b = StringViewArray::from(vec!["", "10.0.0.1"]);
+        let mut names = Names::default();
+        let mut out = Vec::new();
+        names.append_codes(&a, &mut out);
+        names.append_codes(&b, &mut out);
+        assert_eq!(out, [0, 1, 1, 0]);
+        assert_eq!(names.values(), ["10.0.0.1", ""]);
+    }
+
+    #[test]
     fn views_cached_per_array() {
         // Both long, same length and 4-byte prefix, each at offset 0 of its own
         // array's buffer: equal views, different text.
