@@ -107,7 +107,6 @@ pub struct Registry {
     /// are prepared together, so each distinct address is judged once per chunk and
     /// polars gets one contiguous frame (of numbers: the strings become codes).
     pending_flows: Vec<RecordBatch>,
-    pending_flow_rows: usize,
     pending_waf: Option<DataFrame>,
 }
 
@@ -134,7 +133,6 @@ impl Registry {
             config,
             detectors,
             pending_flows: Vec::new(),
-            pending_flow_rows: 0,
             pending_waf: None,
         }
     }
@@ -178,9 +176,9 @@ impl Registry {
             let projected = batch
                 .project(&columns)
                 .map_err(|e| Error::Schema(e.to_string()))?;
-            self.pending_flow_rows += projected.num_rows();
             self.pending_flows.push(projected);
-            if self.pending_flow_rows >= CHUNK_ROWS {
+            let rows: usize = self.pending_flows.iter().map(RecordBatch::num_rows).sum();
+            if rows >= CHUNK_ROWS {
                 self.drain(kind)?;
             }
             return Ok(());
@@ -204,39 +202,37 @@ impl Registry {
     }
 
     fn drain(&mut self, kind: LogKind) -> Result<()> {
-        match kind {
+        // The chunk's names borrow from its batches.
+        let batches;
+        let chunk = match kind {
             LogKind::Flows => {
                 if self.pending_flows.is_empty() {
                     return Ok(());
                 }
-                let batches = std::mem::take(&mut self.pending_flows);
-                self.pending_flow_rows = 0;
+                batches = std::mem::take(&mut self.pending_flows);
                 let coded = prepare::code(&batches)?;
                 let mut learned = Inventory::default();
                 learned.learn(&batches, &coded)?;
                 let (frame, names) = prepare::flows_frame(&batches, coded, &self.config.allow)?;
-                let chunk = Chunk {
+                Chunk {
                     frame,
                     names,
                     learned,
-                };
-                for d in self.detectors.iter_mut().filter(|d| d.input() == kind) {
-                    d.observe(&chunk)?;
                 }
             }
             LogKind::Waf => {
                 let Some(frame) = self.pending_waf.take() else {
                     return Ok(());
                 };
-                let chunk = Chunk {
+                Chunk {
                     frame,
                     names: Names::default(),
                     learned: Inventory::default(),
-                };
-                for d in self.detectors.iter_mut().filter(|d| d.input() == kind) {
-                    d.observe(&chunk)?;
                 }
             }
+        };
+        for d in self.detectors.iter_mut().filter(|d| d.input() == kind) {
+            d.observe(&chunk)?;
         }
         Ok(())
     }

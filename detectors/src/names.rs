@@ -129,13 +129,6 @@ impl<'a> Names<'a> {
             out.push(code);
         }
     }
-
-    /// The code of every row of `a` (a null row stays null).
-    pub fn codes(&mut self, a: &'a StringViewArray) -> UInt32Array {
-        let mut out = Vec::with_capacity(a.len());
-        self.append_codes(a, &mut out);
-        to_array(out)
-    }
 }
 
 /// Codes ([`NONE`] for null) as an Arrow array.
@@ -152,6 +145,15 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    impl<'a> Names<'a> {
+        /// The code of every row of `a` (a null row stays null).
+        fn codes(&mut self, a: &'a StringViewArray) -> UInt32Array {
+            let mut out = Vec::with_capacity(a.len());
+            self.append_codes(a, &mut out);
+            to_array(out)
+        }
+    }
 
     #[test]
     fn same_text_same_code_across_columns() {
