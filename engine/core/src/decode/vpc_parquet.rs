@@ -6,12 +6,17 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringViewArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringViewArray};
+use arrow::buffer::BooleanBuffer;
 use arrow::compute::kernels::cast::{CastOptions, cast_with_options};
-use arrow::datatypes::DataType;
+use arrow::compute::nullif;
+use arrow::datatypes::{DataType, Field, Schema};
 use bytes::Bytes;
 use flowlens_model::flows::{self, FLOW_FIELDS, FieldKind};
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
+};
 
 use super::ObjectContext;
 use crate::error::{Error, Result};
@@ -44,7 +49,20 @@ impl ParquetFlows {
             object: ctx.object.clone(),
             source,
         };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(data).map_err(err)?;
+        // The file's own types (an embedded Arrow schema is ignored: AWS writes none),
+        // then string columns read straight into views instead of being cast after.
+        let plain = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+        let metadata = ArrowReaderMetadata::load(&data, plain).map_err(err)?;
+        let hint = string_views(metadata.schema());
+        let metadata = match hint {
+            Some(hint) => ArrowReaderMetadata::try_new(
+                metadata.metadata().clone(),
+                ArrowReaderOptions::new().with_schema(hint),
+            )
+            .map_err(err)?,
+            None => metadata,
+        };
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(data, metadata);
         let targets = builder
             .schema()
             .fields()
@@ -77,15 +95,39 @@ impl ParquetFlows {
     }
 }
 
-fn dash_to_null(a: &StringViewArray) -> ArrayRef {
-    if !a.iter().any(|v| v == Some("-")) {
-        return Arc::new(a.clone());
+/// `schema` with its `Utf8` and `LargeUtf8` columns as `Utf8View`; `None` if it has none.
+fn string_views(schema: &Schema) -> Option<Arc<Schema>> {
+    let is_text = |f: &Field| matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8);
+    if !schema.fields().iter().any(|f| is_text(f)) {
+        return None;
     }
-    Arc::new(
-        a.iter()
-            .map(|v| v.filter(|s| *s != "-"))
-            .collect::<StringViewArray>(),
-    )
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match is_text(f) {
+            true => f.as_ref().clone().with_data_type(DataType::Utf8View),
+            false => f.as_ref().clone(),
+        })
+        .collect();
+    Some(Arc::new(Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    )))
+}
+
+/// The view of the one-byte string `-`: length 1, the byte inline, the rest zero.
+const DASH_VIEW: u128 = 1 | (b'-' as u128) << 32;
+
+/// `a` with its `-` values null. A `-` is recognised by its view alone (one compare
+/// per row, no string is touched); the values stay where they are, only the validity
+/// changes.
+fn dash_to_null(a: &StringViewArray) -> Result<ArrayRef> {
+    let views = a.views();
+    let dashes = BooleanBuffer::collect_bool(views.len(), |i| views[i] == DASH_VIEW);
+    if dashes.count_set_bits() == 0 {
+        return Ok(Arc::new(a.clone()));
+    }
+    Ok(nullif(a, &BooleanArray::new(dashes, None))?)
 }
 
 fn map_batch(batch: &RecordBatch, targets: &[Target], ctx: &ObjectContext) -> Result<RecordBatch> {
@@ -103,7 +145,7 @@ fn map_batch(batch: &RecordBatch, targets: &[Target], ctx: &ObjectContext) -> Re
                 let array = match FLOW_FIELDS[*i].kind {
                     FieldKind::Str => {
                         let a = cast_with_options(column, &DataType::Utf8View, &opts)?;
-                        dash_to_null(a.as_string_view())
+                        dash_to_null(a.as_string_view())?
                     }
                     FieldKind::I32 => cast_with_options(column, &DataType::Int32, &opts)?,
                     FieldKind::I64 => cast_with_options(column, &DataType::Int64, &opts)?,
@@ -160,4 +202,151 @@ fn map_batch(batch: &RecordBatch, targets: &[Target], ctx: &ObjectContext) -> Re
         .map(|(f, a)| a.unwrap_or_else(|| null_array(f.data_type(), rows)))
         .collect();
     Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{
+        BinaryArray, Int32Array, Int64Array, LargeStringArray, MapArray, StringArray,
+    };
+    use parquet::arrow::ArrowWriter;
+
+    /// A parquet object with the column names and types a writer might use.
+    fn object(columns: Vec<(&str, ArrayRef)>) -> Bytes {
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let mut out = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        Bytes::from(out)
+    }
+
+    fn read(data: Bytes, ctx: &ObjectContext) -> RecordBatch {
+        let mut flows = ParquetFlows::open(data, ctx, 1024).unwrap();
+        let batch = flows.next_batch().unwrap().unwrap();
+        assert!(flows.next_batch().is_none());
+        batch
+    }
+
+    fn texts(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {
+        let a = batch.column_by_name(column).unwrap();
+        assert_eq!(a.data_type(), &DataType::Utf8View, "{column}");
+        a.as_string_view()
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn names_types_dashes_and_extras() {
+        let data = object(vec![
+            (
+                "interface-id",
+                Arc::new(StringArray::from(vec![
+                    Some("eni-0123456789abcdef0"),
+                    Some("-"),
+                    None,
+                    Some("-x"),
+                ])) as ArrayRef,
+            ),
+            (
+                "srcaddr",
+                Arc::new(LargeStringArray::from(vec![
+                    "10.0.0.1",
+                    "-",
+                    "2001:db8::1234:5678:9abc",
+                    "--",
+                ])),
+            ),
+            (
+                "action",
+                Arc::new(BinaryArray::from(vec![
+                    b"ACCEPT".as_ref(),
+                    b"-",
+                    b"REJECT",
+                    b"ACCEPT",
+                ])),
+            ),
+            (
+                "bytes",
+                Arc::new(Int32Array::from(vec![Some(10), None, Some(0), Some(7)])),
+            ),
+            ("start", Arc::new(Int64Array::from(vec![1, 2, 3, 4]))),
+            (
+                "account_id",
+                Arc::new(StringArray::from(vec!["-", "123456789012", "-", "-"])),
+            ),
+            (
+                "my-field",
+                Arc::new(StringArray::from(vec!["a", "-", "c", "-"])),
+            ),
+        ]);
+        let ctx = ObjectContext {
+            object: "s3://bucket/o.parquet".into(),
+            account_id: Some("999999999999".into()),
+            region: Some("eu-west-1".into()),
+        };
+        let batch = read(data, &ctx);
+        assert_eq!(batch.schema(), flows::schema());
+        let some = |v: &str| Some(v.to_string());
+        assert_eq!(
+            texts(&batch, "interface_id"),
+            [some("eni-0123456789abcdef0"), None, None, some("-x")]
+        );
+        assert_eq!(
+            texts(&batch, "srcaddr"),
+            [
+                some("10.0.0.1"),
+                None,
+                some("2001:db8::1234:5678:9abc"),
+                some("--")
+            ]
+        );
+        assert_eq!(
+            texts(&batch, "action"),
+            [some("ACCEPT"), None, some("REJECT"), some("ACCEPT")]
+        );
+        let account = [
+            some("999999999999"),
+            some("123456789012"),
+            some("999999999999"),
+            some("999999999999"),
+        ];
+        assert_eq!(texts(&batch, "account_id"), account);
+        assert_eq!(texts(&batch, "region"), vec![some("eu-west-1"); 4]);
+        assert_eq!(
+            texts(&batch, "source_object"),
+            vec![some("s3://bucket/o.parquet"); 4]
+        );
+        let bytes = batch
+            .column_by_name("bytes")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(
+            bytes.iter().collect::<Vec<_>>(),
+            [Some(10), None, Some(0), Some(7)]
+        );
+        let extra = batch.column(flows::EXTRA_INDEX);
+        let extra = extra.as_any().downcast_ref::<MapArray>().unwrap();
+        let values: Vec<Option<String>> = (0..4)
+            .map(|row| {
+                let entry = extra.value(row);
+                let keys = entry.column(0).as_string::<i32>();
+                assert_eq!(keys.value(0), "my_field");
+                let v = entry.column(1).as_string::<i32>();
+                v.is_valid(0).then(|| v.value(0).to_string())
+            })
+            .collect();
+        assert_eq!(values, [some("a"), None, some("c"), None]);
+    }
+
+    #[test]
+    fn not_parquet_is_an_error_naming_the_object() {
+        let ctx = ObjectContext::new("s3://bucket/bad.parquet");
+        let Err(e) = ParquetFlows::open(Bytes::from_static(b"PAR1 not really"), &ctx, 16) else {
+            panic!("opened");
+        };
+        assert!(e.to_string().contains("s3://bucket/bad.parquet"), "{e}");
+    }
 }
