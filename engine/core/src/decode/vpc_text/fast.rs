@@ -153,8 +153,21 @@ impl Stops {
         self.end >= buf.len()
     }
 
+    /// The stops not handed out yet, relative to the returned base (the input position
+    /// the window was indexed from).
+    #[inline]
+    pub(super) fn pending(&self) -> (&[u32], usize) {
+        (&self.positions[self.next..self.len], self.base)
+    }
+
+    /// Moves the cursor past `n` more stops.
+    #[inline]
+    pub(super) fn skip(&mut self, n: usize) {
+        self.next = (self.next + n).min(self.len);
+    }
+
     /// The next stop's position in the input, or `None` at the end of the window.
-    #[inline(always)]
+    #[cfg(test)]
     pub(super) fn next(&mut self) -> Option<usize> {
         let at = *self.positions[..self.len].get(self.next)?;
         self.next += 1;
