@@ -75,6 +75,28 @@ impl Tokens<'_> {
         plain.then(|| (start, &self.buf[start..end]))
     }
 
+    /// Hands `take` field `k` of each of the first `rows` rows — the token's start and
+    /// bytes, `None` for `-` — while the tokens are plain and `take` accepts them;
+    /// returns how many rows it took.
+    #[inline(always)]
+    fn each(
+        &self,
+        k: usize,
+        rows: usize,
+        mut take: impl FnMut(Option<(usize, &[u8])>) -> bool,
+    ) -> usize {
+        let separator = self.separator(k);
+        for r in 0..rows {
+            let Some((start, token)) = self.token(r, k, separator) else {
+                return r;
+            };
+            if !take((token != b"-").then_some((start, token))) {
+                return r;
+            }
+        }
+        rows
+    }
+
     /// The byte after field `k` of a plain record.
     fn separator(&self, k: usize) -> u8 {
         if k + 1 == self.width { b'\n' } else { b' ' }
@@ -93,21 +115,19 @@ fn numbers<T: ArrowPrimitiveType>(
     max: u64,
     native: impl Fn(u64) -> T::Native,
 ) -> usize {
-    let separator = tokens.separator(k);
-    for r in 0..rows {
-        let Some((start, token)) = tokens.token(r, k, separator) else {
-            return r;
-        };
-        if token == b"-" {
+    tokens.each(k, rows, |value| match value {
+        None => {
             column.append_null();
-            continue;
+            true
         }
-        match fast::parse_uint(fast::load16(tokens.buf, start), token) {
-            Some(v) if v <= max => column.append_value(native(v)),
-            _ => return r,
-        }
-    }
-    rows
+        Some((start, token)) => match fast::parse_uint(fast::load16(tokens.buf, start), token) {
+            Some(v) if v <= max => {
+                column.append_value(native(v));
+                true
+            }
+            _ => false,
+        },
+    })
 }
 
 /// Appends field `k` of the first `rows` rows as text (`-`: `fill`, or null); returns
@@ -120,21 +140,16 @@ fn texts(
     rows: usize,
     fill: Option<&str>,
 ) -> usize {
-    let separator = tokens.separator(k);
-    for r in 0..rows {
-        let Some((start, token)) = tokens.token(r, k, separator) else {
-            return r;
-        };
-        if token == b"-" {
-            match fill {
-                Some(fill) => column.append_value(fill),
-                None => column.append_null(),
+    tokens.each(k, rows, |value| {
+        match (value, fill) {
+            (Some((start, token)), _) => {
+                column.append_ascii(token, fast::load16(tokens.buf, start))
             }
-        } else {
-            column.append_ascii(token, fast::load16(tokens.buf, start));
+            (None, Some(fill)) => column.append_value(fill),
+            (None, None) => column.append_null(),
         }
-    }
-    rows
+        true
+    })
 }
 
 impl Active {
