@@ -29,6 +29,11 @@ pub const MAX_LINE_BYTES: usize = 1 << 20;
 /// enforces [`MAX_LINE_BYTES`]: `MAX_FIELDS` tokens this long fit in a line).
 const FAST_MAX_TOKEN: usize = 4096;
 const _: () = assert!(MAX_FIELDS * (FAST_MAX_TOKEN + 1) < MAX_LINE_BYTES);
+/// Most records one fast run takes. A run fills column after column, so a record that
+/// fails late (a bad last field) wastes the work done on the columns before for every
+/// record after it in the run; runs therefore start at one record after a failure and
+/// double while they succeed, which bounds that waste by the work kept.
+const MAX_RUN: usize = 4096;
 
 mod fast;
 mod run;
@@ -320,9 +325,15 @@ pub struct VpcTextDecoder {
     fast_path: bool,
     /// The fast path's index of token ends, reused.
     stops: fast::Stops,
+    /// Most records the next fast run may take: doubles after each run that was not
+    /// cut, back to 1 after one that was (see [`MAX_RUN`]).
+    run_limit: usize,
     /// Records the fast path decoded (tests check that plain records take it).
     #[cfg(test)]
     fast_records: u64,
+    /// Tokens the fast path took, kept or not (tests bound the wasted work).
+    #[cfg(test)]
+    fast_tokens: u64,
 }
 
 impl VpcTextDecoder {
@@ -343,8 +354,11 @@ impl VpcTextDecoder {
             nums: Vec::with_capacity(MAX_FIELDS),
             fast_path: true,
             stops: fast::Stops::default(),
+            run_limit: 1,
             #[cfg(test)]
             fast_records: 0,
+            #[cfg(test)]
+            fast_tokens: 0,
         }
     }
 
@@ -406,12 +420,17 @@ impl VpcTextDecoder {
                     stops.index(region, at);
                     indexed = Some(at);
                 }
-                let room = self.batch_rows - active.rows;
+                let room = (self.batch_rows - active.rows).min(self.run_limit);
                 let run = active.fast_run(region, at, &mut stops, room);
                 let full = active.rows >= self.batch_rows;
+                self.run_limit = match run.end {
+                    RunEnd::General => 1,
+                    _ => (self.run_limit * 2).min(MAX_RUN),
+                };
                 #[cfg(test)]
                 {
                     self.fast_records += run.rows as u64;
+                    self.fast_tokens += run.taken as u64;
                 }
                 self.out.records += run.rows as u64;
                 self.line += run.rows as u64;
@@ -880,6 +899,36 @@ mod tests {
             assert_eq!((d.stats().records, d.stats().malformed), (2, 0));
             assert_eq!(d.fast_records, 2, "{input}");
         }
+    }
+
+    #[test]
+    fn lines_failing_late_cost_no_more_than_one_record_each() {
+        // Every line bent at its end (CRLF, a trailing space, an out-of-range last
+        // number in a custom format): the fast path must not re-fill the run's
+        // columns for every later record each time.
+        for (format, line) in [
+            (None, format!("{PLAIN}\r\n")),
+            (None, format!("{PLAIN} \n")),
+            (Some("${action} ${srcport}"), "ACCEPT 65536\n".to_string()),
+        ] {
+            let input = line.repeat(3000);
+            let format = format.map(|f| Format::parse(f).unwrap());
+            let mut d = VpcTextDecoder::new(ObjectContext::new("x"), format);
+            d.push(input.as_bytes());
+            d.finish();
+            let fields = if line.starts_with("ACCEPT") { 2 } else { 14 };
+            assert!(
+                d.fast_tokens <= 3000 * fields,
+                "{line:?}: {} tokens for 3000 lines",
+                d.fast_tokens
+            );
+        }
+        // Plain lines still go in long runs.
+        let mut d = VpcTextDecoder::new(ObjectContext::new("x"), None);
+        d.push(format!("{PLAIN}\n").repeat(3000).as_bytes());
+        d.finish();
+        assert_eq!(d.fast_records, 2999); // the first line settles the format
+        assert_eq!(d.fast_tokens, 2999 * 14);
     }
 
     #[test]

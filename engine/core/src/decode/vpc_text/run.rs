@@ -42,6 +42,9 @@ pub(super) struct Run {
     /// Where the record after them starts.
     pub(super) next: usize,
     pub(super) end: RunEnd,
+    /// Tokens the columns took, including those of records dropped when the run was cut.
+    #[cfg(test)]
+    pub(super) taken: usize,
 }
 
 /// The tokens of a run: token `k` of row `r` ends at `base + ends[r × width + k]` and
@@ -179,6 +182,8 @@ impl Active {
             start,
         };
         let mut cut = false;
+        #[cfg(test)]
+        let mut taken = 0;
         for k in 0..width {
             let plan = &self.plans[k];
             let done = match &mut self.columns[k] {
@@ -187,6 +192,10 @@ impl Active {
                 Column::Str(c) => texts(c, &tokens, k, rows, plan.fill.as_deref()),
                 Column::Extra => 0,
             };
+            #[cfg(test)]
+            {
+                taken += done;
+            }
             if done < rows {
                 rows = done;
                 cut = true;
@@ -207,7 +216,13 @@ impl Active {
         };
         self.rows += rows;
         stops.skip(rows * width);
-        Run { rows, next, end }
+        Run {
+            rows,
+            next,
+            end,
+            #[cfg(test)]
+            taken,
+        }
     }
 }
 
