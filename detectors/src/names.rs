@@ -32,24 +32,15 @@ struct Cached {
 }
 
 /// The distinct strings of one chunk, numbered in order of first appearance.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Names<'a> {
     values: Vec<&'a str>,
     index: PlHashMap<&'a str, u32>,
+    /// The view cache, allocated by the first column coded: a chunk without one (WAF)
+    /// needs none.
     cache: Box<[Cached]>,
     /// Number of arrays interned so far (`Cached::array` of the current one).
     arrays: u32,
-}
-
-impl Default for Names<'_> {
-    fn default() -> Self {
-        Names {
-            values: Vec::new(),
-            index: PlHashMap::default(),
-            cache: vec![Cached::default(); 1 << CACHE_BITS].into_boxed_slice(),
-            arrays: 0,
-        }
-    }
 }
 
 #[inline]
@@ -110,6 +101,9 @@ impl<'a> Names<'a> {
             out.resize(out.len() + a.len(), NONE);
             return;
         }
+        if self.cache.is_empty() {
+            self.cache = vec![Cached::default(); 1 << CACHE_BITS].into_boxed_slice();
+        }
         let nulls = a.nulls();
         out.reserve(a.len());
         for (i, &view) in a.views().iter().enumerate() {
@@ -162,7 +156,11 @@ mod tests {
         let a = StringViewArray::from(vec![Some("10.0.0.1"), None, Some(long), Some(long)]);
         let b = StringViewArray::from(vec![Some(long), Some("10.0.0.1"), None, Some("x")]);
         let mut names = Names::default();
+        // No cache until a column with values is coded (WAF chunks code none).
+        names.append_codes(&none, &mut Vec::new());
+        assert!(names.cache.is_empty());
         let ca = names.codes(&a);
+        assert_eq!(names.cache.len(), 1 << CACHE_BITS);
         let cb = names.codes(&b);
         assert_eq!(
             ca.iter().collect::<Vec<_>>(),
