@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use arrow::array::builder::make_view;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringViewArray};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::kernels::cast::{CastOptions, cast_with_options};
@@ -95,9 +96,14 @@ impl ParquetFlows {
     }
 }
 
-/// `schema` with its `Utf8` and `LargeUtf8` columns as `Utf8View`; `None` if it has none.
+/// `schema` with the `Utf8` and `LargeUtf8` columns that go to text fields of the
+/// `flows` schema as `Utf8View`; `None` if it has none. (Unknown columns go to the
+/// `extra` map as `Utf8`: reading them as views would only mean a copy back.)
 fn string_views(schema: &Schema) -> Option<Arc<Schema>> {
-    let is_text = |f: &Field| matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8);
+    let is_text = |f: &Field| {
+        matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8)
+            && flows::field_index(f.name()).is_some_and(|i| FLOW_FIELDS[i].kind == FieldKind::Str)
+    };
     if !schema.fields().iter().any(|f| is_text(f)) {
         return None;
     }
@@ -115,15 +121,12 @@ fn string_views(schema: &Schema) -> Option<Arc<Schema>> {
     )))
 }
 
-/// The view of the one-byte string `-`: length 1, the byte inline, the rest zero.
-const DASH_VIEW: u128 = 1 | (b'-' as u128) << 32;
-
 /// `a` with its `-` values null. A `-` is recognised by its view alone (one compare
-/// per row, no string is touched); the values stay where they are, only the validity
-/// changes.
+/// per row, no string is touched: a string this short is held inside its view); the
+/// values stay where they are, only the validity changes.
 fn dash_to_null(a: &StringViewArray) -> Result<ArrayRef> {
-    let views = a.views();
-    let dashes = BooleanBuffer::collect_bool(views.len(), |i| views[i] == DASH_VIEW);
+    let (views, dash) = (a.views(), make_view(b"-", 0, 0));
+    let dashes = BooleanBuffer::collect_bool(views.len(), |i| views[i] == dash);
     if dashes.count_set_bits() == 0 {
         return Ok(Arc::new(a.clone()));
     }

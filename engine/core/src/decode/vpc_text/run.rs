@@ -4,9 +4,9 @@
 //! records have the plain shape AWS writes — printable ASCII tokens, one space between
 //! them, a newline after the last — record `r`'s field `k` ends at stop `r × width + k`,
 //! so the index already is a table of every token of the run. [`Active::fast_run`]
-//! fills each column for all the records of the window at once: a column's loop knows
-//! its type, so no record pays a dispatch per field, and each builder is written in
-//! one stream.
+//! fills each column for all the records of the run at once (as many as the window
+//! holds, up to a limit the caller sets): a column's loop knows its type, so no record
+//! pays a dispatch per field, and each builder is written in one stream.
 //!
 //! Each column checks its own tokens: not empty, not over-long, followed by the
 //! separator its position calls for (a single space, or the newline after the last
@@ -25,8 +25,9 @@ use crate::decode::str_col::StrCol;
 /// Why a run of plain records ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum RunEnd {
-    /// The batch is full.
-    Full,
+    /// The run took as many records as it was allowed (the batch is full, or the
+    /// caller's run limit is reached).
+    Limit,
     /// The input ends.
     End,
     /// The next record needs the general path.
@@ -208,7 +209,7 @@ impl Active {
         let end = if cut {
             RunEnd::General
         } else if rows == room {
-            RunEnd::Full
+            RunEnd::Limit
         } else if next >= buf.len() {
             RunEnd::End
         } else {
@@ -249,7 +250,7 @@ mod tests {
     #[test]
     fn runs_stop_at_the_first_bent_record() {
         assert_eq!(shape("a b\nc d\n", 2, 10), (2, RunEnd::End));
-        assert_eq!(shape("a b\nc d\n", 2, 1), (1, RunEnd::Full));
+        assert_eq!(shape("a b\nc d\n", 2, 1), (1, RunEnd::Limit));
         for bent in [
             "c  d\n", "c\td\n", "c d \n", "c d\r\n", "c\n", "c d e\n", " c d\n",
         ] {
