@@ -139,7 +139,27 @@ fn thread_cpu_secs() -> Option<f64> {
     Some(ns as f64 / 1e9)
 }
 
-fn run(name: &str, objects: &[Vec<u8>], expected: usize, runs: usize) {
+/// Inflates every object with libdeflate and nothing else: the ceiling a gz scenario's
+/// decode can reach on one core. Returns `records` (the inflated bytes are not parsed).
+#[inline(never)]
+fn inflate_all(objects: &[Vec<u8>], records: usize) -> usize {
+    let mut out = flowlens_engine::decode::inflate::buffer();
+    for object in objects {
+        flowlens_engine::decode::inflate::gunzip_all(object, &mut out).expect("clean input");
+        assert!(out.ends_with(b"\n"));
+    }
+    flowlens_engine::decode::inflate::recycle(out);
+    records
+}
+
+/// What a scenario runs over its objects: full decoding, or inflating only.
+#[derive(Clone, Copy)]
+enum Work {
+    Decode,
+    InflateOnly,
+}
+
+fn run(name: &str, objects: &[Vec<u8>], work: Work, expected: usize, runs: usize) {
     let (mut best_wall, mut best_cpu) = (f64::MAX, f64::MAX);
     let bytes: usize = objects.iter().map(Vec::len).sum();
     // Each scenario's peak includes the inflate buffers it needs itself.
@@ -149,7 +169,10 @@ fn run(name: &str, objects: &[Vec<u8>], expected: usize, runs: usize) {
     for _ in 0..runs {
         let cpu = thread_cpu_secs();
         let started = Instant::now();
-        let rows = decode_all(objects);
+        let rows = match work {
+            Work::Decode => decode_all(objects),
+            Work::InflateOnly => inflate_all(objects, expected),
+        };
         let wall = started.elapsed().as_secs_f64();
         assert_eq!(rows, expected, "{name}");
         best_wall = best_wall.min(wall);
@@ -197,37 +220,49 @@ fn main() {
     let wanted = |name: &str| filter.as_ref().is_none_or(|f| name.contains(f.as_str()));
     // Build every input first, then free the generator's records, so peak memory
     // reflects decoding.
-    let mut scenarios: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+    // (name, objects, whether to also time inflating the same objects alone)
+    let mut scenarios: Vec<(String, Vec<Vec<u8>>, bool)> = Vec::new();
     {
         let recs = records(n);
-        let mut add = |name: String, build: &dyn Fn() -> Vec<Vec<u8>>| {
+        let mut add = |name: String, ceiling: bool, build: &dyn Fn() -> Vec<Vec<u8>>| {
             if wanted(&name) {
-                scenarios.push((name, build()));
+                scenarios.push((name, build(), ceiling));
             }
         };
         // AWS rolls objects every 5 minutes; 500k records is about 6 MB of gzip.
         add(
             format!("decode v2 default gz, {k}k records, 500k/object"),
+            true,
             &|| split_objects(&recs, V2_FORMAT, 2, 500_000),
         );
         add(
             format!("decode v5 custom-order gz, {k}k records, 250k/object"),
+            true,
             &|| split_objects(&recs, V5_CUSTOM_FORMAT, 5, 250_000),
         );
         add(
             format!("decode v2 default gz, {k}k records, one object"),
+            false,
             &|| vec![gz_text(&recs, V2_FORMAT, 2)],
         );
         add(
             format!("decode v5 custom-order gz, {k}k records, one object"),
+            false,
             &|| vec![gz_text(&recs, V5_CUSTOM_FORMAT, 5)],
         );
         add(
             format!("decode v2 default plain text, {k}k records"),
+            false,
             &|| vec![plain_text(&recs, V2_FORMAT, 2)],
         );
         add(
+            format!("decode v5 custom-order plain text, {k}k records"),
+            false,
+            &|| vec![plain_text(&recs, V5_CUSTOM_FORMAT, 5)],
+        );
+        add(
             format!("decode parquet (gzip pages), {k}k records"),
+            false,
             &|| vec![parquet(&recs)],
         );
     }
@@ -235,7 +270,16 @@ fn main() {
         "flowlens decode benchmark: one thread, best of {runs} runs (CPU time, which leaves out \
          time stolen by a hypervisor, and wall time)"
     );
-    for (name, objects) in &scenarios {
-        run(name, objects, n, runs);
+    for (name, objects, ceiling) in &scenarios {
+        run(name, objects, Work::Decode, n, runs);
+        if *ceiling {
+            run(
+                "  the same objects, inflate only (libdeflate)",
+                objects,
+                Work::InflateOnly,
+                n,
+                runs,
+            );
+        }
     }
 }

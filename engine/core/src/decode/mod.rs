@@ -12,6 +12,7 @@
 //! [`DecodeStats::malformed`] and reported as a [`RecordError`] with its line, and the
 //! decoder resynchronises at the next record.
 
+mod col_run;
 pub mod gzip;
 pub mod inflate;
 mod num_col;

@@ -7,6 +7,8 @@ use arrow::array::builder::NullBufferBuilder;
 use arrow::buffer::ScalarBuffer;
 use arrow::datatypes::ArrowPrimitiveType;
 
+use super::col_run::{self, RunSlots};
+
 /// Builds one primitive column.
 pub(crate) struct NumCol<T: ArrowPrimitiveType> {
     values: Vec<T::Native>,
@@ -31,6 +33,16 @@ impl<T: ArrowPrimitiveType> NumCol<T> {
     pub(crate) fn append_null(&mut self) {
         self.values.push(T::Native::default());
         self.nulls.append_null();
+    }
+
+    /// Appends a run of rows by index (see [`col_run::fill`]).
+    #[inline(always)]
+    pub(crate) fn fill_run(
+        &mut self,
+        rows: usize,
+        write: impl FnOnce(&mut RunSlots<'_, T::Native>) -> usize,
+    ) -> usize {
+        col_run::fill(&mut self.values, &mut self.nulls, rows, write)
     }
 
     /// Keeps the first `rows` values.

@@ -15,6 +15,8 @@ use arrow::array::StringViewArray;
 use arrow::array::builder::{NullBufferBuilder, make_view};
 use arrow::buffer::{Buffer, ScalarBuffer};
 
+use super::col_run::{self, RunSlots};
+
 /// The `Utf8View` view of a value of at most 12 bytes, given the little-endian word
 /// whose low bytes are the value (as `vpc_text::fast::load16` loads it).
 #[inline(always)]
@@ -46,8 +48,14 @@ const RECENT: usize = 64;
 /// Builds one `Utf8View` column.
 pub(crate) struct StrCol {
     views: Vec<u128>,
-    data: Vec<u8>,
     nulls: NullBufferBuilder,
+    values: Values,
+}
+
+/// The bytes behind a column's views: the data block that long values are copied into,
+/// and the table of recent long values.
+pub(crate) struct Values {
+    data: Vec<u8>,
     /// Views of recent long values, by a hash of their last bytes (0: empty slot), to
     /// reuse when a value comes again.
     recent: Box<[u128; RECENT]>,
@@ -57,38 +65,33 @@ impl StrCol {
     pub(crate) fn with_capacity(rows: usize) -> Self {
         StrCol {
             views: Vec::with_capacity(rows),
-            data: Vec::with_capacity(rows * 8),
             nulls: NullBufferBuilder::new(rows),
-            recent: Box::new([0; RECENT]),
+            values: Values {
+                data: Vec::with_capacity(rows * 8),
+                recent: Box::new([0; RECENT]),
+            },
         }
     }
 
     #[inline]
     pub(crate) fn append_value(&mut self, value: &str) {
-        let bytes = value.as_bytes();
-        let view = if bytes.len() <= 12 {
-            make_view(bytes, 0, 0)
-        } else {
-            self.long_view(bytes)
-        };
+        let view = self.values.view(value);
         self.views.push(view);
         self.nulls.append_non_null();
     }
 
-    /// Appends a token of printable ASCII bytes (checked by the caller) whose first
-    /// bytes `head` holds, as the fast path loads them (see `vpc_text::fast`): a short
-    /// token's view is built from `head` without copying byte by byte.
+    /// Appends a run of rows by index (see [`col_run::fill`]): `write` sets each row's
+    /// view, made by `Values`.
     #[inline(always)]
-    pub(crate) fn append_ascii(&mut self, bytes: &[u8], head: u128) {
-        debug_assert!(bytes.is_ascii());
-        let len = bytes.len();
-        let view = if len <= 12 {
-            inline_view(head, len)
-        } else {
-            self.long_view(bytes)
-        };
-        self.views.push(view);
-        self.nulls.append_non_null();
+    pub(crate) fn fill_run(
+        &mut self,
+        rows: usize,
+        write: impl FnOnce(&mut RunSlots<'_, u128>, &mut Values) -> usize,
+    ) -> usize {
+        let values = &mut self.values;
+        col_run::fill(&mut self.views, &mut self.nulls, rows, |slots| {
+            write(slots, values)
+        })
     }
 
     /// Keeps the first `rows` values (the bytes of dropped ones stay unreferenced in
@@ -96,6 +99,39 @@ impl StrCol {
     pub(crate) fn truncate(&mut self, rows: usize) {
         self.views.truncate(rows);
         self.nulls.truncate(rows);
+    }
+
+    #[inline(always)]
+    pub(crate) fn append_null(&mut self) {
+        self.views.push(0);
+        self.nulls.append_null();
+    }
+}
+
+impl Values {
+    /// The view of `value`.
+    #[inline]
+    pub(crate) fn view(&mut self, value: &str) -> u128 {
+        let bytes = value.as_bytes();
+        if bytes.len() <= 12 {
+            make_view(bytes, 0, 0)
+        } else {
+            self.long_view(bytes)
+        }
+    }
+
+    /// The view of a token of printable ASCII bytes (checked by the caller) whose first
+    /// bytes `head` holds, as the fast path loads them (see `vpc_text::fast`): a short
+    /// token's view is built from `head` without copying byte by byte.
+    #[inline(always)]
+    pub(crate) fn view_ascii(&mut self, bytes: &[u8], head: u128) -> u128 {
+        debug_assert!(bytes.is_ascii());
+        let len = bytes.len();
+        if len <= 12 {
+            inline_view(head, len)
+        } else {
+            self.long_view(bytes)
+        }
     }
 
     /// The view of a value of more than 12 bytes: a recent equal value's, or a new one
@@ -126,32 +162,28 @@ impl StrCol {
                 .get(offset..offset + len)
                 .is_some_and(|stored| same_long(stored, bytes))
     }
+}
 
-    #[inline(always)]
-    pub(crate) fn append_null(&mut self) {
-        self.views.push(0);
-        self.nulls.append_null();
-    }
-
+impl StrCol {
     /// The column so far; the builder is left empty for the next batch.
     pub(crate) fn finish(&mut self) -> StringViewArray {
         // Start the next batch with this one's capacity (no regrowth from zero).
-        let (rows, bytes) = (self.views.len(), self.data.len());
+        let (rows, bytes) = (self.views.len(), self.values.data.len());
         let views =
             ScalarBuffer::from(std::mem::replace(&mut self.views, Vec::with_capacity(rows)));
-        let data = std::mem::replace(&mut self.data, Vec::with_capacity(bytes));
+        let data = std::mem::replace(&mut self.values.data, Vec::with_capacity(bytes));
         let buffers = if data.is_empty() {
             vec![]
         } else {
             vec![Buffer::from_vec(data)]
         };
         let nulls = std::mem::replace(&mut self.nulls, NullBufferBuilder::new(rows)).finish();
-        self.recent.fill(0);
+        self.values.recent.fill(0);
         if cfg!(debug_assertions) {
             return StringViewArray::try_new(views, buffers, nulls).expect("valid views");
         }
         // SAFETY: every view was made from a `&str` (valid UTF-8) or from ASCII bytes
-        // (`append_ascii`'s contract) — inline, or by `make_view` at the offset where its
+        // (`view_ascii`'s contract) — inline, or by `make_view` at the offset where its
         // bytes were copied into the single data block (block 0) — or copied from such a
         // view; null slots hold the zero view. The data block is
         // below 4 GiB because a batch holds at most a few MiB of text per column.
@@ -180,12 +212,16 @@ mod tests {
             for v in &values {
                 match v {
                     Some(v) if v.is_ascii() && v.len() % 2 == 0 => {
-                        c.append_ascii(v.as_bytes(), u128::from_le_bytes({
+                        let head = u128::from_le_bytes({
                             let mut w = [0u8; 16];
                             let n = v.len().min(16);
                             w[..n].copy_from_slice(&v.as_bytes()[..n]);
                             w
-                        }))
+                        });
+                        c.fill_run(1, |slots, values| {
+                            slots.set(0, values.view_ascii(v.as_bytes(), head));
+                            1
+                        });
                     }
                     Some(v) => c.append_value(v),
                     None => c.append_null(),

@@ -25,15 +25,14 @@ use crate::util::{const_str_view, null_array};
 const MAX_FIELDS: usize = 96;
 /// Longest line kept; a longer one is reported and skipped.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
-/// Longest token the fast path takes (longer ones go to the general path, which also
-/// enforces [`MAX_LINE_BYTES`]: `MAX_FIELDS` tokens this long fit in a line).
-const FAST_MAX_TOKEN: usize = 4096;
-const _: () = assert!(MAX_FIELDS * (FAST_MAX_TOKEN + 1) < MAX_LINE_BYTES);
+// The fast path takes only records inside one window of the stop index, so it never
+// sees a line the general path would reject as over-long.
+const _: () = assert!(fast::WINDOW < MAX_LINE_BYTES);
 /// Most records one fast run takes. A run fills column after column, so a record that
 /// fails late (a bad last field) wastes the work done on the columns before for every
 /// record after it in the run; runs therefore start at one record after a failure and
 /// double while they succeed, which bounds that waste by the work kept.
-const MAX_RUN: usize = 4096;
+const MAX_RUN: usize = super::col_run::RUN_MAX_ROWS;
 
 mod fast;
 mod run;

@@ -93,6 +93,26 @@ fn stop_mask_swar(block: &[u8; 64]) -> u64 {
     mask
 }
 
+/// Writes the positions of the stops in `mask` (a block's, at `offset`) to `out[n..]`;
+/// returns how many. `out` has room for 64 past `n`.
+#[inline(always)]
+fn push_stops(out: &mut [u32], n: usize, offset: usize, mut mask: u64) -> usize {
+    // One bounds check for the block, none per stop (indices below 64).
+    let out: &mut [u32; 64] = (&mut out[n..n + 64]).try_into().expect("64 slots");
+    // The usual block holds about eight stops: write eight unconditionally (no branch
+    // per stop), then the rest one by one.
+    let count = mask.count_ones() as usize;
+    for slot in &mut out[..8] {
+        *slot = (offset + mask.trailing_zeros() as usize) as u32;
+        mask &= mask.wrapping_sub(1);
+    }
+    for k in 8..count {
+        out[k & 63] = (offset + mask.trailing_zeros() as usize) as u32;
+        mask &= mask.wrapping_sub(1);
+    }
+    count
+}
+
 /// The positions of the stop bytes of one window of the input, and a cursor over them.
 #[derive(Default)]
 pub(super) struct Stops {
@@ -119,28 +139,19 @@ impl Stops {
         let mut n = 0;
         let blocks = window.chunks_exact(64);
         let tail = blocks.remainder();
-        let mut push_mask = |offset: usize, mut mask: u64| {
-            // The usual block holds about eight stops: write eight unconditionally
-            // (no branch per stop), then the rest one by one.
-            let count = mask.count_ones() as usize;
-            for k in 0..8 {
-                out[n + k] = (offset + mask.trailing_zeros() as usize) as u32;
-                mask &= mask.wrapping_sub(1);
-            }
-            for k in 8..count {
-                out[n + k] = (offset + mask.trailing_zeros() as usize) as u32;
-                mask &= mask.wrapping_sub(1);
-            }
-            n += count;
-        };
         for (b, block) in blocks.enumerate() {
-            push_mask(b * 64, stop_mask(block.try_into().expect("64 bytes")));
+            n += push_stops(
+                out,
+                n,
+                b * 64,
+                stop_mask(block.try_into().expect("64 bytes")),
+            );
         }
         if !tail.is_empty() {
             // Padding with a printable byte adds no stop.
             let mut block = [b'x'; 64];
             block[..tail.len()].copy_from_slice(tail);
-            push_mask(window.len() - tail.len(), stop_mask(&block));
+            n += push_stops(out, n, window.len() - tail.len(), stop_mask(&block));
         }
         self.len = n;
         self.base = from;
