@@ -21,10 +21,21 @@ use super::col_run::{self, RunSlots};
 /// whose low bytes are the value (as `vpc_text::fast::load16` loads it).
 #[inline(always)]
 pub(crate) fn inline_view(head: u128, len: usize) -> u128 {
-    debug_assert!(len <= 12);
-    let bytes = head & ((1u128 << (8 * len)) - 1);
+    let bytes = head & INLINE_MASK[len];
     (bytes << 32) | len as u128
 }
+
+/// `INLINE_MASK[n]` keeps the low `n` bytes of a word (a table: a variable 128-bit
+/// shift costs several instructions per value).
+const INLINE_MASK: [u128; 13] = {
+    let mut masks = [0u128; 13];
+    let mut n = 1;
+    while n < 13 {
+        masks[n] = (1u128 << (8 * n)) - 1;
+        n += 1;
+    }
+    masks
+};
 
 /// Whether two equally long values (over 12 bytes) are equal: up to 32 bytes as two
 /// overlapping 16-byte words each (ids such as `eni-0123456789abcdef0` are 21 bytes),

@@ -221,9 +221,20 @@ fn eight_digits(w: u64) -> Option<u64> {
 fn digits_upto8(w: u64, len: usize) -> Option<u64> {
     debug_assert!((1..=8).contains(&len));
     let shift = 8 * (8 - len) as u32;
-    let zeros = (ONES * b'0' as u64) & ((1u64 << shift) - 1);
-    eight_digits((w << shift) | zeros)
+    eight_digits((w << shift) | ZERO_DIGITS[len])
 }
+
+/// `ZERO_DIGITS[n]`: `'0'` in the low `8 - n` bytes, the padding [`digits_upto8`] puts
+/// in front of an `n`-digit number.
+const ZERO_DIGITS: [u64; 9] = {
+    let mut pads = [0u64; 9];
+    let mut n = 1;
+    while n < 8 {
+        pads[n] = (ONES * b'0' as u64) & ((1u64 << (8 * (8 - n))) - 1);
+        n += 1;
+    }
+    pads
+};
 
 /// The unsigned decimal `token` (`head` holds its first 16 bytes, as [`load16`] gives
 /// them): at most 19 digits, nothing else; `None` otherwise.
