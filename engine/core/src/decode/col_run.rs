@@ -27,6 +27,11 @@ impl<V: Copy> RunSlots<'_, V> {
     /// Row `r` is null (its slot keeps the default value).
     #[inline(always)]
     pub(crate) fn set_null(&mut self, r: usize) {
+        debug_assert!(
+            r < self.slots.len(),
+            "row {r} of a run of {}",
+            self.slots.len()
+        );
         self.nulls[(r >> 6) % self.nulls.len()] |= 1 << (r & 63);
         self.any_null = true;
     }

@@ -52,9 +52,9 @@ fn same_long(a: &[u8], b: &[u8]) -> bool {
     word(a, 0) == word(b, 0) && word(a, len - 16) == word(b, len - 16)
 }
 
-/// Appends `bytes` to `data`. Values of 13 to 32 bytes (public addresses, AWS ids) are
-/// copied as two overlapping fixed-size pieces, which compile to a few moves, instead
-/// of through a call to `memcpy`.
+/// Appends `bytes` to `data`. Values of 8 to 32 bytes (the long values here are public
+/// addresses and AWS ids of 13 to 32) are copied as two overlapping fixed-size pieces,
+/// which compile to a few moves, instead of through a call to `memcpy`.
 #[inline(always)]
 fn push_bytes(data: &mut Vec<u8>, bytes: &[u8]) {
     let (at, n) = (data.len(), bytes.len());
@@ -140,6 +140,31 @@ impl StrCol {
         self.views.push(0);
         self.nulls.append_null();
     }
+
+    /// The column so far; the builder is left empty for the next batch.
+    pub(crate) fn finish(&mut self) -> StringViewArray {
+        // Start the next batch with this one's capacity (no regrowth from zero).
+        let (rows, bytes) = (self.views.len(), self.values.data.len());
+        let views =
+            ScalarBuffer::from(std::mem::replace(&mut self.views, Vec::with_capacity(rows)));
+        let data = std::mem::replace(&mut self.values.data, Vec::with_capacity(bytes));
+        let buffers = if data.is_empty() {
+            vec![]
+        } else {
+            vec![Buffer::from_vec(data)]
+        };
+        let nulls = std::mem::replace(&mut self.nulls, NullBufferBuilder::new(rows)).finish();
+        self.values.recent.fill(0);
+        if cfg!(debug_assertions) {
+            return StringViewArray::try_new(views, buffers, nulls).expect("valid views");
+        }
+        // SAFETY: every view was made from a `&str` (valid UTF-8) or from ASCII bytes
+        // (`view_ascii`'s contract) — inline, or by `make_view` at the offset where its
+        // bytes were copied into the single data block (block 0) — or copied from such a
+        // view; null slots hold the zero view. The data block is
+        // below 4 GiB because a batch holds at most a few MiB of text per column.
+        unsafe { StringViewArray::new_unchecked(views, buffers, nulls) }
+    }
 }
 
 impl Values {
@@ -195,33 +220,6 @@ impl Values {
                 .data
                 .get(offset..offset + len)
                 .is_some_and(|stored| same_long(stored, bytes))
-    }
-}
-
-impl StrCol {
-    /// The column so far; the builder is left empty for the next batch.
-    pub(crate) fn finish(&mut self) -> StringViewArray {
-        // Start the next batch with this one's capacity (no regrowth from zero).
-        let (rows, bytes) = (self.views.len(), self.values.data.len());
-        let views =
-            ScalarBuffer::from(std::mem::replace(&mut self.views, Vec::with_capacity(rows)));
-        let data = std::mem::replace(&mut self.values.data, Vec::with_capacity(bytes));
-        let buffers = if data.is_empty() {
-            vec![]
-        } else {
-            vec![Buffer::from_vec(data)]
-        };
-        let nulls = std::mem::replace(&mut self.nulls, NullBufferBuilder::new(rows)).finish();
-        self.values.recent.fill(0);
-        if cfg!(debug_assertions) {
-            return StringViewArray::try_new(views, buffers, nulls).expect("valid views");
-        }
-        // SAFETY: every view was made from a `&str` (valid UTF-8) or from ASCII bytes
-        // (`view_ascii`'s contract) — inline, or by `make_view` at the offset where its
-        // bytes were copied into the single data block (block 0) — or copied from such a
-        // view; null slots hold the zero view. The data block is
-        // below 4 GiB because a batch holds at most a few MiB of text per column.
-        unsafe { StringViewArray::new_unchecked(views, buffers, nulls) }
     }
 }
 
