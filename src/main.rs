@@ -107,6 +107,8 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts (see the module's measurements).
+    flowlens_engine::malloc::tune();
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {

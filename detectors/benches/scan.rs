@@ -158,6 +158,8 @@ fn measure(objects: &[Vec<u8>], detect: bool, runs: usize, n: usize) -> (f64, f6
 }
 
 fn main() {
+    // As the flowlens binaries do (fewer page faults per batch).
+    flowlens_engine::malloc::tune();
     // One core: polars' thread pool too (read once, when polars starts).
     // SAFETY: no other thread exists yet.
     unsafe { std::env::set_var("POLARS_MAX_THREADS", "1") };

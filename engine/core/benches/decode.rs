@@ -212,6 +212,8 @@ fn plain_text(records: &[FlowRecord], format: &[&str], version: u8) -> Vec<u8> {
 }
 
 fn main() {
+    // As the flowlens binaries do (fewer page faults per batch).
+    flowlens_engine::malloc::tune();
     // `cargo bench` passes `--bench`; a filter argument selects scenarios by substring.
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let n = env("FLOWLENS_BENCH_RECORDS", 2_000_000);

@@ -14,6 +14,7 @@ pub mod archive;
 pub mod aws;
 pub mod decode;
 pub mod error;
+pub mod malloc;
 pub mod pipeline;
 pub mod report;
 pub mod sink;
