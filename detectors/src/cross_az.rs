@@ -12,8 +12,6 @@ use flowlens_model::LogKind;
 use flowlens_model::finding::{
     DetectorId, Entity, EntityKind, Evidence, Finding, Measure, Severity, finding_id,
 };
-use flowlens_model::flows::col as fc;
-use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
@@ -21,9 +19,9 @@ use crate::config::{Config, CrossAzConfig};
 use crate::detector::{Chunk, Detector, state_methods};
 use crate::inventory::Inventory;
 use crate::net::{Scope, parse_ip};
-use crate::prepare::derived;
+use crate::prepare::fact;
 use crate::render;
-use crate::rows::{ints, slot, texts};
+use crate::rows::slot;
 use crate::stats::{Merge, Windows};
 
 /// interface → bytes, for one (source, destination, port).
@@ -262,54 +260,43 @@ impl Detector for CrossAz {
     }
 
     fn observe(&mut self, chunk: &Chunk<'_>) -> Result<()> {
-        self.state.inventory.absorb(&chunk.learned);
+        let (rows, learned) = chunk.flows()?;
+        self.state.inventory.absorb(learned);
         let w = self.cfg.window_secs;
-        let private = lit(Scope::Private as i32);
-        let agg = chunk
-            .frame
-            .clone()
-            .lazy()
-            .filter(
-                col(derived::SRC_SCOPE)
-                    .eq(private.clone())
-                    .and(col(derived::DST_SCOPE).eq(private))
-                    .and(col(derived::ALLOWED).not())
-                    .and(col(derived::ACCEPT))
-                    .and(col(fc::BYTES).gt(lit(0i64))),
-            )
-            .select([
-                (col(fc::START) - col(fc::START) % lit(w)).alias("win"),
-                col(derived::SRC_ID),
-                col(derived::DST_ID),
-                col(derived::SVC_PORT),
-                col(derived::ENI_ID),
-                col(fc::BYTES),
-            ])
-            .group_by([
-                col("win"),
-                col(derived::SRC_ID),
-                col(derived::DST_ID),
-                col(derived::SVC_PORT),
-                col(derived::ENI_ID),
-            ])
-            .agg([col(fc::BYTES).sum().alias("bytes"), len().alias("flows")])
-            .collect()?;
-        let win = ints(&agg, "win")?;
-        let src = texts(&agg, derived::SRC_ID, &chunk.names)?;
-        let dst = texts(&agg, derived::DST_ID, &chunk.names)?;
-        let port = ints(&agg, derived::SVC_PORT)?;
-        let eni = texts(&agg, derived::ENI_ID, &chunk.names)?;
-        let bytes = ints(&agg, "bytes")?;
-        let flows = ints(&agg, "flows")?;
-        for i in 0..win.len() {
-            let (Some(s), Some(d)) = (src[i], dst[i]) else {
+        // Accepted private → private flows carrying bytes, per (window, source,
+        // destination, service port, interface): (bytes, flows).
+        let groups = rows.aggregate(
+            |i| {
+                if !(rows.is(i, fact::ACCEPT, fact::ALLOWED)
+                    && rows.src_scope[i] == Scope::Private
+                    && rows.dst_scope[i] == Scope::Private
+                    && rows.bytes[i] > 0)
+                {
+                    return None;
+                }
+                let port = rows.svc_port[i].unwrap_or(0);
+                Some((
+                    rows.window(i, w)?,
+                    rows.src[i],
+                    rows.dst[i],
+                    port,
+                    rows.eni[i],
+                ))
+            },
+            |acc: &mut (u64, u64), i| {
+                acc.0 += rows.bytes[i] as u64;
+                acc.1 += 1;
+            },
+        );
+        for ((win, s, d, port, eni), (bytes, flows)) in groups {
+            let (Some(s), Some(d)) = (rows.name(s), rows.name(d)) else {
                 continue;
             };
-            let Some(open) = self.state.windows.slot(win[i], flows[i] as u64) else {
+            let Some(open) = self.state.windows.slot(win, flows) else {
                 continue;
             };
-            let by_eni = slot(slot(open, s), d).entry(port[i] as i32).or_default();
-            *slot(by_eni, eni[i].unwrap_or_default()) += bytes[i].max(0) as u64;
+            let by_eni = slot(slot(open, s), d).entry(port).or_default();
+            *slot(by_eni, rows.name(eni).unwrap_or_default()) += bytes;
         }
         Ok(())
     }

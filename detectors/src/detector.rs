@@ -8,32 +8,60 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::inventory::Inventory;
-use crate::names::Names;
 use crate::{Error, Result, prepare};
 
-/// One chunk of rows as the detectors see it.
-pub struct Chunk<'a> {
-    /// The prepared frame ([`prepare::flows_frame`], [`prepare::waf_frame`]).
-    pub frame: DataFrame,
-    /// The text of the frame's code columns (`*_id`; empty for WAF).
-    pub names: Names<'a>,
-    /// What the rows teach about the VPC ([`Inventory`]; empty for WAF).
-    pub learned: Inventory,
+/// One chunk of rows as the detectors see it: flows or WAF requests.
+pub enum Chunk<'a> {
+    Flows {
+        /// The rows, coded and with their shared derivations ([`prepare::flow_rows`]).
+        rows: Box<prepare::FlowRows<'a>>,
+        /// What the rows teach about the VPC ([`Inventory`]).
+        learned: Inventory,
+    },
+    /// The prepared WAF frame ([`prepare::waf_frame`]).
+    Waf(DataFrame),
+}
+
+impl<'a> Chunk<'a> {
+    /// The flow rows and what they teach, for a flow detector.
+    ///
+    /// # Errors
+    /// The chunk holds WAF requests (the registry never hands one to a flow detector).
+    pub fn flows(&self) -> Result<(&prepare::FlowRows<'a>, &Inventory)> {
+        match self {
+            Chunk::Flows { rows, learned } => Ok((rows, learned)),
+            Chunk::Waf(_) => Err(Error::Schema("a WAF chunk reached a flow detector".into())),
+        }
+    }
+
+    /// The WAF frame, for a WAF detector.
+    ///
+    /// # Errors
+    /// The chunk holds flows.
+    pub fn waf(&self) -> Result<&DataFrame> {
+        match self {
+            Chunk::Waf(frame) => Ok(frame),
+            Chunk::Flows { .. } => {
+                Err(Error::Schema("a flows chunk reached a WAF detector".into()))
+            }
+        }
+    }
 }
 
 /// A streaming, columnar detector.
 ///
 /// The trait lives here rather than in `flowlens-model` (where `../shared/STYLE.md`
-/// suggests it): it takes prepared polars frames, and the model crate — the leaf every
-/// crate depends on, the Lambda and the TUI included — stays free of polars.
+/// suggests it): it takes prepared chunks (WAF ones as polars frames), and the model
+/// crate — the leaf every crate depends on, the Lambda and the TUI included — stays
+/// free of polars.
 ///
 /// Detectors never do IO and never read the clock: time arrives as a watermark, input
-/// as chunks of prepared polars frames ([`Chunk`]), and state leaves as JSON.
+/// as prepared chunks ([`Chunk`]), and state leaves as JSON.
 ///
 /// # Lifecycle
 /// 1. [`Detector::observe`] folds each chunk into per-window partial aggregates (sums,
 ///    distinct sketches, peer maps), in any order: the result does not depend on it.
-///    With the frame come the text of its code columns ([`Names`]) and what its rows
+///    Flow rows come coded ([`crate::names::Names`]) and with what they
 ///    teach about the VPC ([`Inventory`]: each interface's instance, subnet, AZ; each
 ///    private address's interface), learned once per chunk by the registry for every
 ///    flow detector.
@@ -95,8 +123,8 @@ macro_rules! state_methods {
 }
 pub(crate) use state_methods;
 
-/// Rows buffered before the detectors run: polars' per-query overhead is paid per
-/// chunk, not per decoder batch.
+/// Rows buffered before the detectors run: the per-chunk costs (coding, learning, a
+/// polars query for WAF) are paid per chunk, not per decoder batch.
 pub const CHUNK_ROWS: usize = 128 * 1024;
 
 /// Every enabled detector, fed from decoded batches.
@@ -104,8 +132,7 @@ pub struct Registry {
     config: Config,
     detectors: Vec<Box<dyn Detector>>,
     /// Flow batches (the columns the detectors read) waiting for a whole chunk: they
-    /// are prepared together, so each distinct address is judged once per chunk and
-    /// polars gets one contiguous frame (of numbers: the strings become codes).
+    /// are prepared together, so each distinct address is judged once per chunk.
     pending_flows: Vec<RecordBatch>,
     pending_waf: Option<DataFrame>,
 }
@@ -213,10 +240,9 @@ impl Registry {
                 let coded = prepare::code(&batches)?;
                 let mut learned = Inventory::default();
                 learned.learn(&batches, &coded)?;
-                let (frame, names) = prepare::flows_frame(&batches, coded, &self.config.allow)?;
-                Chunk {
-                    frame,
-                    names,
+                let rows = prepare::flow_rows(&batches, coded, &self.config.allow)?;
+                Chunk::Flows {
+                    rows: Box::new(rows),
                     learned,
                 }
             }
@@ -224,11 +250,7 @@ impl Registry {
                 let Some(frame) = self.pending_waf.take() else {
                     return Ok(());
                 };
-                Chunk {
-                    frame,
-                    names: Names::default(),
-                    learned: Inventory::default(),
-                }
+                Chunk::Waf(frame)
             }
         };
         for d in self.detectors.iter_mut().filter(|d| d.input() == kind) {

@@ -13,18 +13,18 @@ use flowlens_model::LogKind;
 use flowlens_model::finding::{
     DetectorId, Entity, EntityKind, Evidence, Finding, Measure, Severity, finding_id,
 };
-use flowlens_model::flows::col as fc;
-use polars::prelude::*;
+use polars::prelude::PlRandomState;
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::config::{Config, ExfiltrationConfig};
 use crate::detector::{Chunk, Detector, state_methods};
 use crate::inventory::Inventory;
+use crate::names::NONE;
 use crate::net::Scope;
-use crate::prepare::{derived, direction};
+use crate::prepare::{direction, fact};
 use crate::render;
-use crate::rows::{ints, slot, texts};
+use crate::rows::slot;
 use crate::stats::{History, Merge, Windows, merge_map};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -350,64 +350,45 @@ impl Detector for Exfiltration {
     }
 
     fn observe(&mut self, chunk: &Chunk<'_>) -> Result<()> {
-        self.state.inventory.absorb(&chunk.learned);
+        let (rows, learned) = chunk.flows()?;
+        self.state.inventory.absorb(learned);
         let w = self.cfg.window_secs;
-        let mut pred = col(derived::PDST_SCOPE)
-            .eq(lit(Scope::Public as i32))
-            .and(col(derived::PSRC_SCOPE).eq(lit(Scope::Private as i32)))
-            .and(col(derived::ALLOWED).not())
-            .and(col(derived::ACCEPT))
-            .and(
-                col(derived::DIRECTION)
-                    .eq(lit(direction::UNKNOWN))
-                    .or(col(derived::DIRECTION).eq(lit(direction::EGRESS))),
-            );
-        if self.cfg.exclude_aws_services {
-            pred = pred.and(col(derived::DST_AWS_SERVICE).not());
-        }
-        let agg = chunk
-            .frame
-            .clone()
-            .lazy()
-            .filter(pred)
-            .select([
-                (col(fc::START) - col(fc::START) % lit(w)).alias("win"),
-                col(derived::PSRC_ID).alias("entity"),
-                col(derived::PDST_ID).alias("peer"),
+        let forbid = if self.cfg.exclude_aws_services {
+            fact::ALLOWED | fact::DST_AWS_SERVICE
+        } else {
+            fact::ALLOWED
+        };
+        // Accepted egress from a private packet-level source to a public destination,
+        // per (window, entity, via NAT, peer, service port, interface): (bytes, flows).
+        let groups = rows.aggregate(
+            |i| {
+                let dir = rows.direction[i];
+                if !(rows.is(i, fact::ACCEPT, forbid)
+                    && rows.pdst_scope[i] == Scope::Public
+                    && rows.psrc_scope[i] == Scope::Private
+                    && (dir == direction::UNKNOWN || dir == direction::EGRESS))
+                {
+                    return None;
+                }
                 // The packet-level source differs from the interface's own address.
-                col(derived::PSRC_ID)
-                    .neq(col(derived::SRC_ID))
-                    .alias("via_nat"),
-                col(derived::SVC_PORT),
-                col(derived::ENI_ID),
-                col(fc::BYTES),
-            ])
-            .group_by([
-                col("win"),
-                col("entity"),
-                col("via_nat"),
-                col("peer"),
-                col(derived::SVC_PORT),
-                col(derived::ENI_ID),
-            ])
-            .agg([col(fc::BYTES).sum().alias("bytes"), len().alias("flows")])
-            .collect()?;
-        let win = ints(&agg, "win")?;
-        let entity = texts(&agg, "entity", &chunk.names)?;
-        let nat = ints(&agg, "via_nat")?;
-        let peer = texts(&agg, "peer", &chunk.names)?;
-        let port = ints(&agg, derived::SVC_PORT)?;
-        let eni = texts(&agg, derived::ENI_ID, &chunk.names)?;
-        let bytes = ints(&agg, "bytes")?;
-        let flows = ints(&agg, "flows")?;
-        for i in 0..win.len() {
-            let (Some(ent), Some(p)) = (entity[i], peer[i]) else {
+                let via_nat = rows.src[i] != NONE && rows.psrc[i] != rows.src[i];
+                let port = rows.svc_port[i].unwrap_or(0);
+                let (entity, peer, eni) = (rows.psrc[i], rows.pdst[i], rows.eni[i]);
+                Some((rows.window(i, w)?, entity, via_nat, peer, port, eni))
+            },
+            |acc: &mut (u64, u64), i| {
+                acc.0 += rows.bytes[i].max(0) as u64;
+                acc.1 += 1;
+            },
+        );
+        for ((win, entity, via_nat, peer, port, eni), (b, flows)) in groups {
+            let (Some(ent), Some(p)) = (rows.name(entity), rows.name(peer)) else {
                 continue;
             };
             if self.cfg.allowed_destinations.contains_str(p) {
                 continue;
             }
-            let Some(open) = self.state.windows.slot(win[i], flows[i] as u64) else {
+            let Some(open) = self.state.windows.slot(win, flows) else {
                 continue;
             };
             let slot_ = slot(open, ent);
@@ -415,15 +396,14 @@ impl Detector for Exfiltration {
                 slot_.peers.insert(p.to_string(), BTreeMap::new());
             }
             let acc = slot_.peers.get_mut(p).expect("inserted above");
-            let acc = acc.entry(port[i] as i32).or_default();
-            let b = bytes[i].max(0) as u64;
-            if nat[i] != 0 {
+            let acc = acc.entry(port).or_default();
+            if via_nat {
                 acc.nat += b;
-                acc.nat_flows += flows[i] as u64;
+                acc.nat_flows += flows;
             } else {
                 acc.direct += b;
-                acc.direct_flows += flows[i] as u64;
-                if let Some(e) = eni[i]
+                acc.direct_flows += flows;
+                if let Some(e) = rows.name(eni)
                     && !slot_.enis.contains(e)
                 {
                     slot_.enis.insert(e.to_string());

@@ -14,8 +14,6 @@ use flowlens_model::LogKind;
 use flowlens_model::finding::{
     DetectorId, Entity, EntityKind, Evidence, Finding, Measure, Severity, finding_id,
 };
-use flowlens_model::flows::col as fc;
-use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
@@ -23,9 +21,9 @@ use crate::config::{Config, ExposureConfig};
 use crate::detector::{Chunk, Detector, state_methods};
 use crate::inventory::Inventory;
 use crate::net::Scope;
-use crate::prepare::{derived, direction};
+use crate::prepare::{direction, fact};
 use crate::render;
-use crate::rows::{ints, slot, texts};
+use crate::rows::slot;
 use crate::stats::{Distinct, Merge, Windows, merge_map};
 
 /// Sources kept by address for evidence (the smallest addresses: deterministic).
@@ -253,60 +251,50 @@ impl Detector for Exposure {
     }
 
     fn observe(&mut self, chunk: &Chunk<'_>) -> Result<()> {
-        self.state.inventory.absorb(&chunk.learned);
+        let (rows, learned) = chunk.flows()?;
+        self.state.inventory.absorb(learned);
         let w = self.cfg.window_secs;
-        let mut pred = col(derived::ACCEPT)
-            .and(col(derived::RESPONSE).not())
-            .and(col(derived::SRC_SCOPE).eq(lit(Scope::Public as i32)))
-            .and(col(derived::PDST_SCOPE).eq(lit(Scope::Private as i32)))
-            .and(col(derived::ALLOWED).not())
-            .and(col(derived::SRC_AWS_SERVICE).not())
-            .and(
-                col(derived::DIRECTION)
-                    .eq(lit(direction::UNKNOWN))
-                    .or(col(derived::DIRECTION).eq(lit(direction::INGRESS))),
-            );
-        if self.cfg.private_cidrs.is_empty() {
-            for p in &self.cfg.public_ports {
-                pred = pred.and(col(derived::SVC_PORT).neq(lit(*p as i32)));
-            }
-        }
-        let agg = chunk
-            .frame
-            .clone()
-            .lazy()
-            .filter(pred)
-            .select([
-                (col(fc::START) - col(fc::START) % lit(w)).alias("win"),
-                col(derived::PDST_ID).alias("dst"),
-                col(derived::SVC_PORT),
-                col(derived::ENI_ID),
-                col(derived::SRC_ID),
-                col(fc::BYTES),
-            ])
-            .group_by([
-                col("win"),
-                col("dst"),
-                col(derived::SVC_PORT),
-                col(derived::ENI_ID),
-                col(derived::SRC_ID),
-            ])
-            .agg([col(fc::BYTES).sum().alias("bytes"), len().alias("flows")])
-            .collect()?;
-        let win = ints(&agg, "win")?;
-        let dst = texts(&agg, "dst", &chunk.names)?;
-        let port = ints(&agg, derived::SVC_PORT)?;
-        let eni = texts(&agg, derived::ENI_ID, &chunk.names)?;
-        let src = texts(&agg, derived::SRC_ID, &chunk.names)?;
-        let bytes = ints(&agg, "bytes")?;
-        let flows = ints(&agg, "flows")?;
-        for i in 0..win.len() {
-            let (Some(d), Some(s)) = (dst[i], src[i]) else {
+        // Without private CIDRs, the public tiers' ports are left out here (with them,
+        // per destination below).
+        let skip_public_ports =
+            self.cfg.private_cidrs.is_empty() && !self.cfg.public_ports.is_empty();
+        // Accepted inbound requests from public sources (not AWS services) to private
+        // destinations, per (window, destination, service port, interface, source):
+        // (bytes, flows).
+        let groups = rows.aggregate(
+            |i| {
+                let dir = rows.direction[i];
+                let port = rows.svc_port[i];
+                if !(rows.is(
+                    i,
+                    fact::ACCEPT,
+                    fact::RESPONSE | fact::ALLOWED | fact::SRC_AWS_SERVICE,
+                ) && rows.src_scope[i] == Scope::Public
+                    && rows.pdst_scope[i] == Scope::Private
+                    && (dir == direction::UNKNOWN || dir == direction::INGRESS))
+                {
+                    return None;
+                }
+                if skip_public_ports
+                    && port.is_none_or(|p| self.cfg.public_ports.contains(&(p as u16)))
+                {
+                    return None;
+                }
+                let (dst, eni, src) = (rows.pdst[i], rows.eni[i], rows.src[i]);
+                Some((rows.window(i, w)?, dst, port.unwrap_or(0), eni, src))
+            },
+            |acc: &mut (u64, u64), i| {
+                acc.0 += rows.bytes[i].max(0) as u64;
+                acc.1 += 1;
+            },
+        );
+        for ((win, d, p, eni, s), (bytes, flows)) in groups {
+            let (Some(d), Some(s)) = (rows.name(d), rows.name(s)) else {
                 continue;
             };
-            let p = port[i] as i32;
+            let eni = rows.name(eni);
             if self.cfg.trusted_sources.contains_str(s)
-                || eni[i].is_some_and(|e| self.cfg.public_enis.iter().any(|x| x == e))
+                || eni.is_some_and(|e| self.cfg.public_enis.iter().any(|x| x == e))
             {
                 continue;
             }
@@ -316,16 +304,13 @@ impl Detector for Exposure {
             {
                 continue;
             }
-            let acc = Acc {
-                flows: flows[i] as u64,
-                bytes: bytes[i].max(0) as u64,
-            };
-            let Some(open) = self.state.windows.slot(win[i], flows[i] as u64) else {
+            let acc = Acc { flows, bytes };
+            let Some(open) = self.state.windows.slot(win, flows) else {
                 continue;
             };
             // The same as merging a one-row `Exposed`, without building one.
             let e = slot(open, d).entry(p).or_default();
-            if let Some(x) = eni[i]
+            if let Some(x) = eni
                 && !e.enis.contains(x)
             {
                 e.enis.insert(x.to_string());

@@ -118,7 +118,6 @@ impl Inventory {
         let mut metas: Vec<Option<(Fields<'_>, (usize, usize))>> = vec![None; names.len()];
         // Per own address code: the smallest interface code.
         let mut owners: Vec<Option<u32>> = vec![None; names.len()];
-        let private = Scope::Private as i32;
         let mut row = 0;
         for (b, batch) in batches.iter().enumerate() {
             let fields = [
@@ -160,7 +159,7 @@ impl Inventory {
                     direction::EGRESS => coded.src[r],
                     _ => coded.dst[r],
                 };
-                if o == NONE || coded.scope[o as usize] != private {
+                if o == NONE || coded.scope[o as usize] != Scope::Private {
                     continue;
                 }
                 match &mut owners[o as usize] {

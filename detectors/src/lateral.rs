@@ -14,8 +14,6 @@ use flowlens_model::LogKind;
 use flowlens_model::finding::{
     DetectorId, Entity, EntityKind, Evidence, Finding, Measure, Severity, finding_id,
 };
-use flowlens_model::flows::col as fc;
-use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
@@ -23,9 +21,9 @@ use crate::config::{Config, LateralConfig};
 use crate::detector::{Chunk, Detector, state_methods};
 use crate::inventory::Inventory;
 use crate::net::Scope;
-use crate::prepare::derived;
+use crate::prepare::fact;
 use crate::render;
-use crate::rows::{ints, slot, texts};
+use crate::rows::slot;
 use crate::stats::{Merge, Windows, merge_map};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -392,70 +390,37 @@ impl Detector for Lateral {
     }
 
     fn observe(&mut self, chunk: &Chunk<'_>) -> Result<()> {
-        self.state.inventory.absorb(&chunk.learned);
+        let (rows, learned) = chunk.flows()?;
+        self.state.inventory.absorb(learned);
         let w = self.cfg.window_secs;
-        let private = lit(Scope::Private as i32);
-        let agg = chunk
-            .frame
-            .clone()
-            .lazy()
-            .filter(
-                col(derived::SRC_SCOPE)
-                    .eq(private.clone())
-                    .and(col(derived::DST_SCOPE).eq(private))
-                    .and(col(derived::ALLOWED).not())
-                    .and(col(derived::RESPONSE).not())
-                    .and(
-                        col(fc::PROTOCOL)
-                            .eq(lit(6))
-                            .or(col(fc::PROTOCOL).eq(lit(17))),
-                    )
-                    .and(col(derived::SRC_ID).neq(col(derived::DST_ID))),
-            )
-            .select([
-                (col(fc::START) - col(fc::START) % lit(w)).alias("win"),
-                col(derived::SRC_ID),
-                col(derived::DST_ID),
-                col(derived::SVC_PORT),
-                col(derived::REJECT).alias("rej"),
-                col(fc::TCP_FLAGS)
-                    .eq(lit(2))
-                    .fill_null(lit(false))
-                    .or(col(fc::PACKETS).lt_eq(lit(2)).fill_null(lit(false)))
-                    .alias("short"),
-            ])
-            .group_by([
-                col("win"),
-                col(derived::SRC_ID),
-                col(derived::DST_ID),
-                col(derived::SVC_PORT),
-            ])
-            .agg([
-                len().alias("flows"),
-                col("rej").cast(DataType::Int64).sum().alias("rej"),
-                col("short").cast(DataType::Int64).sum().alias("short"),
-            ])
-            .collect()?;
-        let win = ints(&agg, "win")?;
-        let src = texts(&agg, derived::SRC_ID, &chunk.names)?;
-        let dst = texts(&agg, derived::DST_ID, &chunk.names)?;
-        let port = ints(&agg, derived::SVC_PORT)?;
-        let flows = ints(&agg, "flows")?;
-        let rej = ints(&agg, "rej")?;
-        let short = ints(&agg, "short")?;
-        for i in 0..win.len() {
-            let (Some(s), Some(d)) = (src[i], dst[i]) else {
+        // Initiators' TCP/UDP records between two private addresses, per (window,
+        // source, destination, service port): flows, rejected, short.
+        let groups = rows.aggregate(
+            |i| {
+                if !(rows.is(i, fact::TCP_OR_UDP, fact::ALLOWED | fact::RESPONSE)
+                    && rows.src_scope[i] == Scope::Private
+                    && rows.dst_scope[i] == Scope::Private
+                    && rows.src[i] != rows.dst[i])
+                {
+                    return None;
+                }
+                let port = rows.svc_port[i].unwrap_or(0);
+                Some((rows.window(i, w)?, rows.src[i], rows.dst[i], port))
+            },
+            |acc: &mut Acc, i| {
+                acc.flows += 1;
+                acc.rejected += u64::from(rows.is(i, fact::REJECT, 0));
+                acc.short += u64::from(rows.is(i, fact::SHORT, 0));
+            },
+        );
+        for ((win, s, d, port), acc) in groups {
+            let (Some(s), Some(d)) = (rows.name(s), rows.name(d)) else {
                 continue;
             };
-            let Some(open) = self.state.windows.slot(win[i], flows[i] as u64) else {
+            let Some(open) = self.state.windows.slot(win, acc.flows) else {
                 continue;
             };
-            let acc = slot(slot(open, s), d).entry(port[i] as i32).or_default();
-            acc.merge(Acc {
-                flows: flows[i] as u64,
-                rejected: rej[i] as u64,
-                short: short[i] as u64,
-            });
+            slot(slot(open, s), d).entry(port).or_default().merge(acc);
         }
         Ok(())
     }

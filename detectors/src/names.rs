@@ -13,8 +13,7 @@
 //! rows cost one lookup in a small direct-mapped cache of recent views; only a miss
 //! hashes the text.
 
-use arrow::array::{Array, StringViewArray, UInt32Array};
-use arrow::buffer::{NullBuffer, ScalarBuffer};
+use arrow::array::{Array, StringViewArray};
 use polars::prelude::PlHashMap;
 
 /// The code of a null.
@@ -125,20 +124,23 @@ impl<'a> Names<'a> {
     }
 }
 
-/// Codes ([`NONE`] for null) as an Arrow array.
-pub fn to_array(codes: Vec<u32>) -> UInt32Array {
-    let nulls = codes
-        .contains(&NONE)
-        .then(|| NullBuffer::from_iter(codes.iter().map(|c| *c != NONE)));
-    UInt32Array::new(ScalarBuffer::from(codes), nulls)
-}
-
 #[cfg(test)]
 mod tests {
     use arrow::array::builder::StringViewBuilder;
     use proptest::prelude::*;
 
+    use arrow::array::UInt32Array;
+    use arrow::buffer::{NullBuffer, ScalarBuffer};
+
     use super::*;
+
+    /// Codes ([`NONE`] for null) as an Arrow array.
+    fn to_array(codes: Vec<u32>) -> UInt32Array {
+        let nulls = codes
+            .contains(&NONE)
+            .then(|| NullBuffer::from_iter(codes.iter().map(|c| *c != NONE)));
+        UInt32Array::new(ScalarBuffer::from(codes), nulls)
+    }
 
     impl<'a> Names<'a> {
         /// The code of every row of `a` (a null row stays null).

@@ -1,83 +1,52 @@
-//! Batches → polars frames with the derived columns every detector shares.
+//! Decoded batches → what the detectors read, with the derivations they share.
 //!
-//! One owner for these derived column names ([`derived`]); the source columns keep
-//! their schema names (`flowlens_model::flows::col`, `flowlens_model::waf::col`).
-//! Derivations that polars has no kernel for (address scope, CIDR allowlists, TCP
-//! direction) are computed here once per chunk, in one pass per column; addresses and
-//! interfaces arrive as integer codes ([`Names`]), judged once per distinct value.
+//! Flows: a chunk of batches becomes [`FlowRows`] — addresses and interfaces as
+//! integer codes ([`Names`]), judged once per distinct value (scope, allowlists), and
+//! per-row facts (accepted, responder, short probe, ...) as bits, derived once for all
+//! four flow detectors. WAF: each batch becomes a polars frame with the [`derived`]
+//! columns (one owner for their names; source columns keep their schema names,
+//! `flowlens_model::waf::col`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::PrimitiveArray;
-use arrow::array::builder::NullBufferBuilder;
 use arrow::array::builder::make_view;
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Int32Array, Int64Array, ListArray,
     StringViewArray,
 };
-use arrow::buffer::ScalarBuffer;
-use arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Int32Type, Int64Type, TimestampMillisecondType,
-};
+use arrow::datatypes::{Int32Type, Int64Type, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
 use flowlens_model::{flows, waf};
-use polars::prelude::DataFrame;
+use polars::prelude::{DataFrame, PlHashMap};
 
 use crate::config::{Allow, ScrapingConfig};
-use crate::names::{NONE, Names, to_array};
-use crate::net::scope_of;
+use crate::names::{NONE, Names};
+use crate::net::{Scope, scope_of};
 use crate::stats::hash64;
 use crate::{Error, Result, frame};
 
-/// Names of the derived columns.
+/// Names of the derived columns of a WAF frame ([`waf_frame`]).
 pub mod derived {
-    /// Codes ([`crate::names::Names`]) of `srcaddr` / `dstaddr`.
-    pub const SRC_ID: &str = "src_id";
-    pub const DST_ID: &str = "dst_id";
-    /// Codes of the packet-level addresses (`pkt_*`, else the plain ones).
-    pub const PSRC_ID: &str = "psrc_id";
-    pub const PDST_ID: &str = "pdst_id";
-    /// Code of `interface_id`.
-    pub const ENI_ID: &str = "eni_id";
-    /// Scope ([`crate::net::Scope`] as Int32) of `srcaddr` / `dstaddr`.
-    pub const SRC_SCOPE: &str = "src_scope";
-    pub const DST_SCOPE: &str = "dst_scope";
-    /// Scope of the packet-level addresses (`pkt_*`, else the plain ones).
-    pub const PSRC_SCOPE: &str = "psrc_scope";
-    pub const PDST_SCOPE: &str = "pdst_scope";
-    /// `action` is ACCEPT / REJECT (false when it is missing).
-    pub const ACCEPT: &str = "accept";
-    pub const REJECT: &str = "reject";
-    /// `flow_direction` as Int32: [`super::direction`].
-    pub const DIRECTION: &str = "direction";
-    /// The record is the responder's direction of a connection (SYN-ACK seen, or
-    /// service port → ephemeral port).
-    pub const RESPONSE: &str = "response";
-    /// The service port of the connection (`dstport`, or `srcport` for a response).
-    pub const SVC_PORT: &str = "svc_port";
-    /// Matched by the global allowlist.
-    pub const ALLOWED: &str = "allowed";
-    /// `pkt_src_aws_service` / `pkt_dst_aws_service` is set (an AWS service's range).
-    pub const SRC_AWS_SERVICE: &str = "src_aws_service";
-    pub const DST_AWS_SERVICE: &str = "dst_aws_service";
-    /// WAF: event time in unix seconds.
+    /// event time in unix seconds.
     pub const TS: &str = "ts";
-    /// WAF: the client fingerprint (JA4, else JA3, else `ua:<hash>`).
+    /// the client fingerprint (JA4, else JA3, else `ua:<hash>`).
     pub const FINGERPRINT: &str = "fingerprint";
-    /// WAF: the user agent is an automation tool.
+    /// the user agent is an automation tool.
     pub const AUTOMATION: &str = "automation";
-    /// WAF: Bot Control labelled the client a verified bot.
+    /// Bot Control labelled the client a verified bot.
     pub const VERIFIED_BOT: &str = "verified_bot";
-    /// WAF: the URI is a catalogue or search path.
+    /// the URI is a catalogue or search path.
     pub const CATALOGUE: &str = "catalogue";
-    /// WAF: the URI's last segment is a number (enumerable ids).
+    /// the URI's last segment is a number (enumerable ids).
     pub const NUMERIC_TAIL: &str = "numeric_tail";
-    /// WAF: the request was blocked, challenged or sent a CAPTCHA.
+    /// the request was blocked, challenged or sent a CAPTCHA.
     pub const BLOCKED: &str = "blocked";
+    /// Matched by the global allowlist (client address or user agent).
+    pub const ALLOWED: &str = "allowed";
 }
 
-/// Values of [`derived::DIRECTION`].
+/// Values of [`FlowRows::direction`].
 pub mod direction {
     /// The log has no `flow-direction` field (or the record no value).
     pub const UNKNOWN: i32 = 0;
@@ -88,9 +57,7 @@ pub mod direction {
 }
 
 /// The flow columns the detectors read (the registry keeps only these of each batch):
-/// the inventory's ([`Inventory::learn`]) and the frame's (addresses, interface, action,
-/// direction and AWS-service fields arrive as derived columns, [`FRAME_COLUMNS`] as
-/// they are).
+/// the inventory's ([`Inventory::learn`]) and those of [`FlowRows`].
 ///
 /// [`Inventory::learn`]: crate::inventory::Inventory::learn
 pub const FLOW_COLUMNS: &[&str] = &[
@@ -118,17 +85,6 @@ pub const FLOW_COLUMNS: &[&str] = &[
     flows::col::PKT_DST_AWS_SERVICE,
 ];
 
-/// The source columns of a flows frame, beside the [`derived`] ones.
-pub const FRAME_COLUMNS: &[&str] = &[
-    flows::col::SRCPORT,
-    flows::col::DSTPORT,
-    flows::col::PROTOCOL,
-    flows::col::PACKETS,
-    flows::col::BYTES,
-    flows::col::START,
-    flows::col::TCP_FLAGS,
-];
-
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
     batch
         .column_by_name(name)
@@ -145,6 +101,12 @@ fn i32s<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int32Array> {
     column(batch, name)?
         .as_primitive_opt::<Int32Type>()
         .ok_or_else(|| Error::Schema(format!("`{name}` is not Int32")))
+}
+
+fn i64s<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int64Array> {
+    column(batch, name)?
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| Error::Schema(format!("`{name}` is not Int64")))
 }
 
 /// The TCP responder heuristic, per record.
@@ -184,8 +146,8 @@ pub struct Coded<'a> {
     pub psrc: Vec<u32>,
     pub pdst: Vec<u32>,
     pub eni: Vec<u32>,
-    /// [`Scope`](crate::net::Scope) of each name, by code (as Int32).
-    pub scope: Vec<i32>,
+    /// [`Scope`] of each name, by code.
+    pub scope: Vec<Scope>,
     /// `flow_direction` per row ([`direction`]).
     pub direction: Vec<i32>,
 }
@@ -228,7 +190,7 @@ pub fn code(batches: &[RecordBatch]) -> Result<Coded<'_>> {
         }));
     }
     // Judged once per distinct string (interfaces included: a handful).
-    let scope: Vec<i32> = names.values().iter().map(|s| scope_of(s) as i32).collect();
+    let scope: Vec<Scope> = names.values().iter().map(|s| scope_of(s)).collect();
     Ok(Coded {
         names,
         src,
@@ -241,42 +203,123 @@ pub fn code(batches: &[RecordBatch]) -> Result<Coded<'_>> {
     })
 }
 
-/// One numeric column of every batch, as one array (a copy of the value buffers and
-/// validity bitmaps).
-fn concat_numbers<T: ArrowPrimitiveType>(batches: &[RecordBatch], name: &str) -> Result<ArrayRef> {
-    let rows = batches.iter().map(RecordBatch::num_rows).sum();
-    let mut values: Vec<T::Native> = Vec::with_capacity(rows);
-    let mut nulls = NullBufferBuilder::new(rows);
-    for batch in batches {
-        let a = column(batch, name)?
-            .as_primitive_opt::<T>()
-            .ok_or_else(|| Error::Schema(format!("`{name}` is not {}", T::DATA_TYPE)))?;
-        values.extend_from_slice(a.values());
-        match a.nulls() {
-            Some(n) => nulls.append_buffer(n),
-            None => nulls.append_n_non_nulls(a.len()),
-        }
-    }
-    Ok(Arc::new(PrimitiveArray::<T>::new(
-        ScalarBuffer::from(values),
-        nulls.finish(),
-    )))
+/// Bits of [`FlowRows::facts`]: what each record is, judged once per chunk.
+pub mod fact {
+    /// `action` is ACCEPT.
+    pub const ACCEPT: u16 = 1 << 0;
+    /// `action` is REJECT.
+    pub const REJECT: u16 = 1 << 1;
+    /// The record is the responder's direction of a connection (SYN-ACK seen, or
+    /// service port → ephemeral port).
+    pub const RESPONSE: u16 = 1 << 2;
+    /// Matched by the global allowlist (an address, the interface or the service port).
+    pub const ALLOWED: u16 = 1 << 3;
+    /// `pkt_src_aws_service` / `pkt_dst_aws_service` is set (an AWS service's range).
+    pub const SRC_AWS_SERVICE: u16 = 1 << 4;
+    pub const DST_AWS_SERVICE: u16 = 1 << 5;
+    /// The protocol is TCP (6) or UDP (17).
+    pub const TCP_OR_UDP: u16 = 1 << 6;
+    /// A probe rather than a session: SYN only (`tcp_flags` 2) or at most 2 packets.
+    pub const SHORT: u16 = 1 << 7;
 }
 
-/// A flows chunk as a polars frame — [`FRAME_COLUMNS`] plus the [`derived`] columns —
-/// and the [`Names`] its code columns refer to.
+/// A flows chunk as the flow detectors read it: one entry per row in every column,
+/// across the chunk's batches; addresses and interfaces as codes ([`Names`]), with
+/// what every detector filters and groups on derived once per row.
 ///
-/// Addresses and interfaces arrive interned ([`code`]), so their scope and allowlist
-/// membership are judged once per distinct value, and the detectors group by
-/// integers; the frame holds no strings.
+/// The detectors aggregate these columns with [`FlowRows::aggregate`].
+#[derive(Debug, Default)]
+pub struct FlowRows<'a> {
+    /// The text of the code columns.
+    pub names: Names<'a>,
+    /// Codes of `srcaddr`, `dstaddr`, the packet-level addresses (`pkt_*`, else the
+    /// plain ones) and `interface_id` ([`NONE`] for a null).
+    pub src: Vec<u32>,
+    pub dst: Vec<u32>,
+    pub psrc: Vec<u32>,
+    pub pdst: Vec<u32>,
+    pub eni: Vec<u32>,
+    /// Scope of `src`, `dst`, `psrc`, `pdst` ([`Scope::Unknown`] for a null).
+    pub src_scope: Vec<Scope>,
+    pub dst_scope: Vec<Scope>,
+    pub psrc_scope: Vec<Scope>,
+    pub pdst_scope: Vec<Scope>,
+    /// `flow_direction` ([`direction`]).
+    pub direction: Vec<i32>,
+    /// `start` (unix seconds); a record without one is in no window.
+    pub start: Vec<Option<i64>>,
+    /// `bytes` (0 for a null).
+    pub bytes: Vec<i64>,
+    /// The service port of the connection (`dstport`, or `srcport` for a response).
+    pub svc_port: Vec<Option<i32>>,
+    /// [`fact`] bits.
+    pub facts: Vec<u16>,
+}
+
+impl<'a> FlowRows<'a> {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.src.len()
+    }
+
+    /// No rows.
+    pub fn is_empty(&self) -> bool {
+        self.src.is_empty()
+    }
+
+    /// The text of a code column's value ([`NONE`]: none).
+    pub fn name(&self, code: u32) -> Option<&'a str> {
+        (code != NONE).then(|| self.names.get(code))
+    }
+
+    /// Row `i` has every bit of `all` and none of `none` ([`fact`]).
+    #[inline]
+    pub fn is(&self, i: usize, all: u16, none: u16) -> bool {
+        self.facts[i] & (all | none) == all
+    }
+
+    /// Start of the `window_secs` window of row `i` (none without a `start`).
+    #[inline]
+    pub fn window(&self, i: usize, window_secs: i64) -> Option<i64> {
+        self.start[i].map(|s| s - s.rem_euclid(window_secs))
+    }
+
+    /// Groups the rows by `key` (rows without one are left out) and folds each group
+    /// with `add`: the flow detectors' group-by — one pass, a hash map keyed by a few
+    /// integers (codes, window, port).
+    ///
+    /// It replaced a polars lazy query per detector (filter, group-by on four to six
+    /// keys, sums), which cost more than the decoder's time for these rows: polars
+    /// row-encodes multi-column keys and materialises every filter. Measured in the
+    /// README's detector-cost section.
+    pub fn aggregate<K, V>(
+        &self,
+        mut key: impl FnMut(usize) -> Option<K>,
+        mut add: impl FnMut(&mut V, usize),
+    ) -> PlHashMap<K, V>
+    where
+        K: std::hash::Hash + Eq,
+        V: Default,
+    {
+        let mut groups = PlHashMap::default();
+        for i in 0..self.len() {
+            if let Some(k) = key(i) {
+                add(groups.entry(k).or_default(), i);
+            }
+        }
+        groups
+    }
+}
+
+/// A flows chunk's rows ([`FlowRows`]) from its batches and codes ([`code`]).
 ///
 /// # Errors
 /// A batch does not have the canonical `flows` schema.
-pub fn flows_frame<'a>(
+pub fn flow_rows<'a>(
     batches: &'a [RecordBatch],
     coded: Coded<'a>,
     allow: &Allow,
-) -> Result<(DataFrame, Names<'a>)> {
+) -> Result<FlowRows<'a>> {
     let Coded {
         names,
         src,
@@ -288,42 +331,55 @@ pub fn flows_frame<'a>(
         direction,
     } = coded;
     let n = src.len();
-    let mut response = Vec::with_capacity(n);
+    let mut facts: Vec<u16> = Vec::with_capacity(n);
     let mut svc: Vec<Option<i32>> = Vec::with_capacity(n);
-    let mut accept = Vec::with_capacity(n);
-    let mut reject = Vec::with_capacity(n);
-    let mut src_service = Vec::with_capacity(n);
-    let mut dst_service = Vec::with_capacity(n);
+    let mut start: Vec<Option<i64>> = Vec::with_capacity(n);
+    let mut bytes: Vec<i64> = Vec::with_capacity(n);
     let (accept_view, reject_view) = (make_view(b"ACCEPT", 0, 0), make_view(b"REJECT", 0, 0));
+    let opt = |a: &Int32Array, i: usize| a.is_valid(i).then(|| a.value(i));
     for batch in batches {
         let sport = i32s(batch, flows::col::SRCPORT)?;
         let dport = i32s(batch, flows::col::DSTPORT)?;
         let proto = i32s(batch, flows::col::PROTOCOL)?;
         let flags = i32s(batch, flows::col::TCP_FLAGS)?;
-        for i in 0..batch.num_rows() {
-            let r = is_response(
-                proto.is_valid(i).then(|| proto.value(i)),
-                flags.is_valid(i).then(|| flags.value(i)),
-                sport.is_valid(i).then(|| sport.value(i)),
-                dport.is_valid(i).then(|| dport.value(i)),
-            );
-            response.push(r);
-            let p = if r { sport } else { dport };
-            svc.push(p.is_valid(i).then(|| p.value(i)));
-        }
+        let packets = i64s(batch, flows::col::PACKETS)?;
         // ACCEPT and REJECT are inline views: equal views, equal text.
         let action = strs(batch, flows::col::ACTION)?;
-        for (i, v) in action.views().iter().enumerate() {
+        let src_service = strs(batch, flows::col::PKT_SRC_AWS_SERVICE)?;
+        let dst_service = strs(batch, flows::col::PKT_DST_AWS_SERVICE)?;
+        let views = action.views();
+        for i in 0..batch.num_rows() {
+            let (p, f) = (opt(proto, i), opt(flags, i));
+            let r = is_response(p, f, opt(sport, i), opt(dport, i));
+            svc.push(opt(if r { sport } else { dport }, i));
             let valid = action.is_valid(i);
-            accept.push(valid && *v == accept_view);
-            reject.push(valid && *v == reject_view);
+            let short = f == Some(2) || (packets.is_valid(i) && packets.value(i) <= 2);
+            let bit = |yes: bool, f: u16| if yes { f } else { 0 };
+            facts.push(
+                bit(valid && views[i] == accept_view, fact::ACCEPT)
+                    | bit(valid && views[i] == reject_view, fact::REJECT)
+                    | bit(r, fact::RESPONSE)
+                    | bit(src_service.is_valid(i), fact::SRC_AWS_SERVICE)
+                    | bit(dst_service.is_valid(i), fact::DST_AWS_SERVICE)
+                    | bit(matches!(p, Some(6 | 17)), fact::TCP_OR_UDP)
+                    | bit(short, fact::SHORT),
+            );
         }
-        let s = strs(batch, flows::col::PKT_SRC_AWS_SERVICE)?;
-        src_service.extend((0..s.len()).map(|i| s.is_valid(i)));
-        let d = strs(batch, flows::col::PKT_DST_AWS_SERVICE)?;
-        dst_service.extend((0..d.len()).map(|i| d.is_valid(i)));
+        let s = i64s(batch, flows::col::START)?;
+        start.extend((0..s.len()).map(|i| s.is_valid(i).then(|| s.value(i))));
+        let b = i64s(batch, flows::col::BYTES)?;
+        match b.nulls() {
+            None => bytes.extend_from_slice(b.values()),
+            Some(nulls) => bytes.extend(
+                b.values()
+                    .iter()
+                    .zip(nulls.iter())
+                    .map(|(v, ok)| if ok { *v } else { 0 }),
+            ),
+        }
     }
 
+    // Allowlists: judged once per distinct name, then per row by code.
     let cidr_hit: Vec<bool> = if allow.cidrs.is_empty() {
         Vec::new()
     } else {
@@ -342,59 +398,51 @@ pub fn flows_frame<'a>(
             .map(|s| allow.enis.iter().any(|e| e == s))
             .collect()
     };
-    let hit = |codes: &[u32], table: &[bool], i: usize| {
-        !table.is_empty() && codes[i] != NONE && table[codes[i] as usize]
-    };
-    let allowed: Vec<bool> = if cidr_hit.is_empty() && eni_hit.is_empty() && allow.ports.is_empty()
-    {
-        vec![false; n]
-    } else {
-        (0..n)
-            .map(|i| {
-                hit(&src, &cidr_hit, i)
-                    || hit(&dst, &cidr_hit, i)
-                    || hit(&psrc, &cidr_hit, i)
-                    || hit(&pdst, &cidr_hit, i)
-                    || hit(&eni, &eni_hit, i)
-                    || svc[i].is_some_and(|p| allow.ports.contains(&(p as u16)))
+    if !(cidr_hit.is_empty() && eni_hit.is_empty() && allow.ports.is_empty()) {
+        let hit = |codes: &[u32], table: &[bool], i: usize| {
+            !table.is_empty() && codes[i] != NONE && table[codes[i] as usize]
+        };
+        for (i, f) in facts.iter_mut().enumerate() {
+            let allowed = hit(&src, &cidr_hit, i)
+                || hit(&dst, &cidr_hit, i)
+                || hit(&psrc, &cidr_hit, i)
+                || hit(&pdst, &cidr_hit, i)
+                || hit(&eni, &eni_hit, i)
+                || svc[i].is_some_and(|p| allow.ports.contains(&(p as u16)));
+            if allowed {
+                *f |= fact::ALLOWED;
+            }
+        }
+    }
+    let scopes = |codes: &[u32]| -> Vec<Scope> {
+        codes
+            .iter()
+            .map(|&c| {
+                if c == NONE {
+                    Scope::Unknown
+                } else {
+                    scope[c as usize]
+                }
             })
             .collect()
     };
-    let per_code = |codes: &[u32]| -> ArrayRef {
-        let out: Vec<i32> = codes
-            .iter()
-            .map(|&c| if c == NONE { 0 } else { scope[c as usize] })
-            .collect();
-        Arc::new(Int32Array::from(out))
-    };
-    let bools = |v: Vec<bool>| -> ArrayRef { Arc::new(BooleanArray::from(v)) };
-
-    let mut cols: Vec<(&str, ArrayRef)> = Vec::with_capacity(FRAME_COLUMNS.len() + 17);
-    for name in FRAME_COLUMNS {
-        let array = match flows::schema().field_with_name(name).map(|f| f.data_type()) {
-            Ok(DataType::Int32) => concat_numbers::<Int32Type>(batches, name)?,
-            _ => concat_numbers::<Int64Type>(batches, name)?,
-        };
-        cols.push((name, array));
-    }
-    cols.push((derived::SRC_SCOPE, per_code(&src)));
-    cols.push((derived::DST_SCOPE, per_code(&dst)));
-    cols.push((derived::PSRC_SCOPE, per_code(&psrc)));
-    cols.push((derived::PDST_SCOPE, per_code(&pdst)));
-    cols.push((derived::SRC_ID, Arc::new(to_array(src))));
-    cols.push((derived::DST_ID, Arc::new(to_array(dst))));
-    cols.push((derived::PSRC_ID, Arc::new(to_array(psrc))));
-    cols.push((derived::PDST_ID, Arc::new(to_array(pdst))));
-    cols.push((derived::ENI_ID, Arc::new(to_array(eni))));
-    cols.push((derived::ACCEPT, bools(accept)));
-    cols.push((derived::REJECT, bools(reject)));
-    cols.push((derived::DIRECTION, Arc::new(Int32Array::from(direction))));
-    cols.push((derived::RESPONSE, bools(response)));
-    cols.push((derived::SVC_PORT, Arc::new(Int32Array::from(svc))));
-    cols.push((derived::ALLOWED, bools(allowed)));
-    cols.push((derived::SRC_AWS_SERVICE, bools(src_service)));
-    cols.push((derived::DST_AWS_SERVICE, bools(dst_service)));
-    Ok((frame::frame(&cols)?, names))
+    Ok(FlowRows {
+        src_scope: scopes(&src),
+        dst_scope: scopes(&dst),
+        psrc_scope: scopes(&psrc),
+        pdst_scope: scopes(&pdst),
+        names,
+        src,
+        dst,
+        psrc,
+        pdst,
+        eni,
+        direction,
+        start,
+        bytes,
+        svc_port: svc,
+        facts,
+    })
 }
 
 /// The WAF columns the detectors read.
@@ -553,32 +601,15 @@ mod tests {
         crate::testing::flows_batch(HEADER, lines)
     }
 
-    fn ints(df: &DataFrame, name: &str) -> Vec<Option<i64>> {
-        let c = df
-            .column(name)
-            .unwrap()
-            .cast(&polars::prelude::DataType::Int64)
-            .unwrap();
-        c.i64().unwrap().iter().collect()
-    }
-
-    fn text(df: &DataFrame, names: &Names, name: &str) -> Vec<Option<String>> {
-        let c = df.column(name).unwrap().u32().unwrap();
-        c.iter()
-            .map(|c| c.map(|c| names.get(c).to_string()))
-            .collect()
-    }
-
     #[test]
-    fn derived_flow_columns() {
-        use crate::net::Scope;
+    fn flow_rows_derive_what_the_detectors_read() {
         let b = batch(&[
             // Through a NAT gateway: the packet-level source is the private host.
             "5 eni-a 100.64.100.100 8.8.8.8 10.0.0.1 - 40000 443 6 3 100 1 2 ACCEPT OK egress 2",
             // Same length and 4-byte prefix as row 0's srcaddr, different text.
             "5 eni-b 100.64.100.200 10.0.0.1 - - 443 40000 6 3 100 1 2 REJECT OK ingress 18",
-            "5 - - - - - - - - - - 1 2 - NODATA - -",
-            "5 eni-a 10.0.0.1 203.0.113.9 - - 50000 22 6 1 60 1 2 ACCEPT OK sideways 2",
+            "5 - - - - - - - - - - - - - NODATA - -",
+            "5 eni-a 10.0.0.1 203.0.113.9 - - 50000 22 17 9 60 301 302 ACCEPT OK sideways -",
         ]);
         let allow = Allow {
             cidrs: "203.0.113.0/24"
@@ -588,79 +619,99 @@ mod tests {
             ..Allow::default()
         };
         let b = [b];
-        let (df, names) = flows_frame(&b, code(&b).unwrap(), &allow).unwrap();
-        let s = |v: &[Option<&str>]| v.iter().map(|x| x.map(str::to_string)).collect::<Vec<_>>();
+        let rows = flow_rows(&b, code(&b).unwrap(), &allow).unwrap();
+        assert_eq!(rows.len(), 4);
+        let text = |codes: &[u32]| codes.iter().map(|c| rows.name(*c)).collect::<Vec<_>>();
         assert_eq!(
-            text(&df, &names, derived::SRC_ID),
-            s(&[
+            text(&rows.src),
+            [
                 Some("100.64.100.100"),
                 Some("100.64.100.200"),
                 None,
                 Some("10.0.0.1")
-            ])
+            ]
         );
         assert_eq!(
-            text(&df, &names, derived::PSRC_ID),
-            s(&[
+            text(&rows.psrc),
+            [
                 Some("10.0.0.1"),
                 Some("100.64.100.200"),
                 None,
                 Some("10.0.0.1")
-            ])
-        );
-        assert_eq!(
-            text(&df, &names, derived::PDST_ID),
-            s(&[Some("8.8.8.8"), Some("10.0.0.1"), None, Some("203.0.113.9")])
-        );
-        assert_eq!(
-            text(&df, &names, derived::ENI_ID),
-            s(&[Some("eni-a"), Some("eni-b"), None, Some("eni-a")])
-        );
-        let (private, public, unknown) = (
-            Some(Scope::Private as i64),
-            Some(Scope::Public as i64),
-            Some(Scope::Unknown as i64),
-        );
-        assert_eq!(
-            ints(&df, derived::SRC_SCOPE),
-            [private, private, unknown, private]
-        );
-        assert_eq!(
-            ints(&df, derived::PSRC_SCOPE),
-            [private, private, unknown, private]
-        );
-        assert_eq!(
-            ints(&df, derived::DST_SCOPE),
-            [public, private, unknown, public]
-        );
-        assert_eq!(
-            ints(&df, derived::ACCEPT),
-            [Some(1), Some(0), Some(0), Some(1)]
-        );
-        assert_eq!(
-            ints(&df, derived::REJECT),
-            [Some(0), Some(1), Some(0), Some(0)]
-        );
-        assert_eq!(
-            ints(&df, derived::DIRECTION),
-            [
-                Some(direction::EGRESS as i64),
-                Some(direction::INGRESS as i64),
-                Some(direction::UNKNOWN as i64),
-                Some(direction::OTHER as i64)
             ]
         );
         assert_eq!(
-            ints(&df, derived::RESPONSE),
-            [Some(0), Some(1), Some(0), Some(0)]
+            text(&rows.pdst),
+            [Some("8.8.8.8"), Some("10.0.0.1"), None, Some("203.0.113.9")]
         );
         assert_eq!(
-            ints(&df, derived::SVC_PORT),
-            [Some(443), Some(443), None, Some(22)]
+            text(&rows.eni),
+            [Some("eni-a"), Some("eni-b"), None, Some("eni-a")]
         );
+        // One code per text across columns.
+        assert_eq!(rows.psrc[0], rows.dst[1]);
+        use Scope::{Private, Public, Unknown};
+        assert_eq!(rows.src_scope, [Private, Private, Unknown, Private]);
+        assert_eq!(rows.psrc_scope, [Private, Private, Unknown, Private]);
+        assert_eq!(rows.dst_scope, [Public, Private, Unknown, Public]);
+        assert_eq!(rows.pdst_scope, [Public, Private, Unknown, Public]);
         assert_eq!(
-            ints(&df, derived::ALLOWED),
-            [Some(0), Some(0), Some(0), Some(1)]
+            rows.direction,
+            [
+                direction::EGRESS,
+                direction::INGRESS,
+                direction::UNKNOWN,
+                direction::OTHER
+            ]
+        );
+        assert_eq!(rows.start, [Some(1), Some(1), None, Some(301)]);
+        assert_eq!(rows.window(3, 300), Some(300));
+        assert_eq!(rows.window(2, 300), None);
+        assert_eq!(rows.bytes, [100, 100, 0, 60]);
+        // Row 1 answers (SYN-ACK): its service port is its source port.
+        assert_eq!(rows.svc_port, [Some(443), Some(443), None, Some(22)]);
+        use fact::*;
+        assert_eq!(
+            rows.facts,
+            [
+                ACCEPT | TCP_OR_UDP | SHORT,
+                REJECT | RESPONSE | TCP_OR_UDP,
+                0,
+                // 203.0.113.9 is allowlisted; 9 packets, no flags: not short.
+                ACCEPT | TCP_OR_UDP | ALLOWED
+            ]
+        );
+        assert!(rows.is(0, ACCEPT | SHORT, REJECT));
+        assert!(!rows.is(0, ACCEPT, SHORT));
+    }
+
+    #[test]
+    fn aggregate_groups_the_kept_rows() {
+        let b = [batch(&[
+            "5 eni-a 10.0.0.1 10.0.0.2 - - 40000 22 6 1 60 10 11 REJECT OK egress 2",
+            "5 eni-a 10.0.0.1 10.0.0.2 - - 40001 22 6 1 60 20 21 REJECT OK egress 2",
+            "5 eni-a 10.0.0.1 10.0.0.3 - - 40002 22 6 1 60 30 31 ACCEPT OK egress 2",
+            "5 eni-a 10.0.0.1 10.0.0.2 - - 40003 22 6 1 60 400 401 REJECT OK egress 2",
+        ])];
+        let rows = flow_rows(&b, code(&b).unwrap(), &Allow::default()).unwrap();
+        let groups = rows.aggregate(
+            |i| {
+                rows.is(i, fact::REJECT, 0)
+                    .then(|| (rows.window(i, 300), rows.dst[i]))
+            },
+            |n: &mut u32, _| *n += 1,
+        );
+        let mut got: Vec<_> = groups
+            .into_iter()
+            .map(|((w, d), n)| (w, rows.name(d), n))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                (Some(0), Some("10.0.0.2"), 2),
+                (Some(300), Some("10.0.0.2"), 1)
+            ]
         );
     }
 

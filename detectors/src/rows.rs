@@ -1,21 +1,11 @@
-//! Reading the (small) results of polars aggregations row by row.
+//! Reading the (small) results of polars aggregations row by row, and filling the
+//! detectors' string-keyed maps.
 
 use std::collections::BTreeMap;
 
 use polars::prelude::{DataFrame, DataType};
 
 use crate::Result;
-use crate::names::Names;
-
-/// A code column ([`Names`]) of an aggregation result as the text it stands for.
-pub fn texts<'n>(df: &DataFrame, name: &str, names: &Names<'n>) -> Result<Vec<Option<&'n str>>> {
-    Ok(df
-        .column(name)?
-        .u32()?
-        .iter()
-        .map(|c| c.map(|c| names.get(c)))
-        .collect())
-}
 
 /// `map[key]`, inserted empty if absent: the key is copied only then.
 pub fn slot<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {

@@ -369,7 +369,7 @@ impl Detector for Scraping {
     fn observe(&mut self, chunk: &Chunk<'_>) -> Result<()> {
         let w = self.cfg.window_secs;
         let base = chunk
-            .frame
+            .waf()?
             .clone()
             .lazy()
             .filter(
