@@ -54,10 +54,57 @@ impl PeerAcc {
     }
 }
 
+/// Service port → bytes of one destination. Nearly always one port: a sorted vector
+/// (one 40-byte allocation) rather than a B-tree (a ~400-byte node per destination,
+/// which made the detector's state, and its time, grow with every new peer). Saved as
+/// the map it stands for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "BTreeMap<i32, PeerAcc>", into = "BTreeMap<i32, PeerAcc>")]
+struct Ports(Vec<(i32, PeerAcc)>);
+
+impl From<BTreeMap<i32, PeerAcc>> for Ports {
+    fn from(m: BTreeMap<i32, PeerAcc>) -> Self {
+        Ports(m.into_iter().collect())
+    }
+}
+
+impl From<Ports> for BTreeMap<i32, PeerAcc> {
+    fn from(p: Ports) -> Self {
+        p.0.into_iter().collect()
+    }
+}
+
+impl Ports {
+    /// The accumulator of `port`, inserted empty (in port order) if absent.
+    fn entry(&mut self, port: i32) -> &mut PeerAcc {
+        let i = match self.0.binary_search_by_key(&port, |(p, _)| *p) {
+            Ok(i) => i,
+            Err(i) => {
+                self.0.insert(i, (port, PeerAcc::default()));
+                i
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    /// (port, accumulator) in port order.
+    fn iter(&self) -> impl Iterator<Item = (i32, &PeerAcc)> {
+        self.0.iter().map(|(p, a)| (*p, a))
+    }
+}
+
+impl Merge for Ports {
+    fn merge(&mut self, o: Self) {
+        for (port, acc) in o.0 {
+            self.entry(port).merge(acc);
+        }
+    }
+}
+
 /// destination → service port → bytes. A hash map: every aggregated row looks one
 /// destination up, and an entity can have thousands in a window; it is written in key
 /// order, so saved state stays deterministic.
-type Peers = HashMap<String, BTreeMap<i32, PeerAcc>, PlRandomState>;
+type Peers = HashMap<String, Ports, PlRandomState>;
 
 fn sorted<S: serde::Serializer>(peers: &Peers, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.collect_map(peers.iter().collect::<BTreeMap<_, _>>())
@@ -76,7 +123,7 @@ impl Merge for Win {
     fn merge(&mut self, o: Self) {
         for (peer, ports) in o.peers {
             match self.peers.entry(peer) {
-                Entry::Occupied(mut e) => merge_map(e.get_mut(), ports),
+                Entry::Occupied(mut e) => e.get_mut().merge(ports),
                 Entry::Vacant(e) => {
                     e.insert(ports);
                 }
@@ -91,8 +138,8 @@ impl Win {
     fn bytes(&self) -> u64 {
         self.peers
             .values()
-            .flat_map(|p| p.values())
-            .map(PeerAcc::bytes)
+            .flat_map(Ports::iter)
+            .map(|(_, acc)| acc.bytes())
             .sum()
     }
 }
@@ -159,7 +206,7 @@ impl Exfiltration {
         let mut peers: Vec<(&String, i32, &PeerAcc)> = win
             .peers
             .iter()
-            .flat_map(|(p, ports)| ports.iter().map(move |(port, acc)| (p, *port, acc)))
+            .flat_map(|(p, ports)| ports.iter().map(move |(port, acc)| (p, port, acc)))
             .collect();
         peers.sort_by(|a, b| {
             b.2.bytes()
@@ -393,10 +440,10 @@ impl Detector for Exfiltration {
             };
             let slot_ = slot(open, ent);
             if !slot_.peers.contains_key(p) {
-                slot_.peers.insert(p.to_string(), BTreeMap::new());
+                slot_.peers.insert(p.to_string(), Ports::default());
             }
             let acc = slot_.peers.get_mut(p).expect("inserted above");
-            let acc = acc.entry(port).or_default();
+            let acc = acc.entry(port);
             if via_nat {
                 acc.nat += b;
                 acc.nat_flows += flows;
