@@ -237,10 +237,9 @@ impl Registry {
                     return Ok(());
                 }
                 batches = std::mem::take(&mut self.pending_flows);
-                let coded = prepare::code(&batches)?;
+                let rows = prepare::flow_rows(&batches, &self.config.allow)?;
                 let mut learned = Inventory::default();
-                learned.learn(&batches, &coded)?;
-                let rows = prepare::flow_rows(&batches, coded, &self.config.allow)?;
+                learned.learn(&batches, &rows)?;
                 Chunk::Flows {
                     rows: Box::new(rows),
                     learned,

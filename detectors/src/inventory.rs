@@ -90,17 +90,18 @@ impl Merge for Inventory {
 
 impl Inventory {
     /// Learns from one flows batch (canonical schema): [`Inventory::learn`] after
-    /// interning it.
+    /// preparing its rows.
     ///
     /// # Errors
     /// The batch lacks a column or has it with another type.
     pub fn learn_batch(&mut self, batch: &RecordBatch) -> Result<()> {
         let batches = [batch.clone()];
-        let coded = prepare::code(&batches)?;
-        self.learn(&batches, &coded)
+        let rows = prepare::flow_rows(&batches, &crate::config::Allow::default())?;
+        self.learn(&batches, &rows)
     }
 
-    /// Learns from one flows chunk (canonical schema) and its codes, in a single pass.
+    /// Learns from one flows chunk (canonical schema) and its prepared rows
+    /// ([`prepare::flow_rows`]), in a single pass.
     ///
     /// The registry calls it once per chunk and hands the result to every flow
     /// detector ([`crate::Detector::observe`]), instead of each detector grouping every
@@ -111,8 +112,8 @@ impl Inventory {
     ///
     /// # Errors
     /// A batch lacks a column or has it with another type.
-    pub fn learn(&mut self, batches: &[RecordBatch], coded: &prepare::Coded<'_>) -> Result<()> {
-        let names = &coded.names;
+    pub fn learn(&mut self, batches: &[RecordBatch], rows: &prepare::FlowRows<'_>) -> Result<()> {
+        let names = &rows.names;
         // Per interface code: the smallest value of each field (as `merge`), and the
         // (batch, row) it last learned from.
         let mut metas: Vec<Option<(Fields<'_>, (usize, usize))>> = vec![None; names.len()];
@@ -131,7 +132,7 @@ impl Inventory {
             for i in 0..batch.num_rows() {
                 let r = row;
                 row += 1;
-                let e = coded.eni[r];
+                let e = rows.eni[r];
                 if e == NONE {
                     continue;
                 }
@@ -154,12 +155,12 @@ impl Inventory {
                 }
                 // The interface's own address: the source of its egress records, the
                 // destination of its other directed ones (private addresses only).
-                let o = match coded.direction[r] {
+                let o = match rows.direction[r] {
                     direction::UNKNOWN => continue,
-                    direction::EGRESS => coded.src[r],
-                    _ => coded.dst[r],
+                    direction::EGRESS => rows.src[r],
+                    _ => rows.dst[r],
                 };
-                if o == NONE || coded.scope[o as usize] != Scope::Private {
+                if o == NONE || rows.scope[o as usize] != Scope::Private {
                     continue;
                 }
                 match &mut owners[o as usize] {

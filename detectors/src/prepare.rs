@@ -135,23 +135,6 @@ fn is_response(
     }
 }
 
-/// A flows chunk's addresses and interfaces as codes ([`Names`]; [`NONE`] for a null),
-/// one per row across the chunk's batches, with what is judged once per distinct value.
-pub struct Coded<'a> {
-    pub names: Names<'a>,
-    /// Codes of `srcaddr`, `dstaddr`, the packet-level addresses (`pkt_*`, else the
-    /// plain ones) and `interface_id`.
-    pub src: Vec<u32>,
-    pub dst: Vec<u32>,
-    pub psrc: Vec<u32>,
-    pub pdst: Vec<u32>,
-    pub eni: Vec<u32>,
-    /// [`Scope`] of each name, by code.
-    pub scope: Vec<Scope>,
-    /// `flow_direction` per row ([`direction`]).
-    pub direction: Vec<i32>,
-}
-
 /// `codes[i]`, or `base[i]` where it is [`NONE`].
 fn fill_none(codes: &mut [u32], base: &[u32]) {
     for (c, b) in codes.iter_mut().zip(base) {
@@ -159,48 +142,6 @@ fn fill_none(codes: &mut [u32], base: &[u32]) {
             *c = *b;
         }
     }
-}
-
-/// Interns the addresses and interfaces of a chunk's flow batches (canonical schema).
-///
-/// # Errors
-/// A batch does not have the canonical `flows` schema.
-pub fn code(batches: &[RecordBatch]) -> Result<Coded<'_>> {
-    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let mut names = Names::default();
-    let [mut src, mut dst, mut psrc, mut pdst, mut eni] =
-        std::array::from_fn(|_| Vec::with_capacity(rows));
-    let mut dirs = Vec::with_capacity(rows);
-    let (ingress, egress) = (make_view(b"ingress", 0, 0), make_view(b"egress", 0, 0));
-    for batch in batches {
-        let start = src.len();
-        names.append_codes(strs(batch, flows::col::SRCADDR)?, &mut src);
-        names.append_codes(strs(batch, flows::col::DSTADDR)?, &mut dst);
-        names.append_codes(strs(batch, flows::col::PKT_SRCADDR)?, &mut psrc);
-        names.append_codes(strs(batch, flows::col::PKT_DSTADDR)?, &mut pdst);
-        names.append_codes(strs(batch, flows::col::INTERFACE_ID)?, &mut eni);
-        fill_none(&mut psrc[start..], &src[start..]);
-        fill_none(&mut pdst[start..], &dst[start..]);
-        let dir = strs(batch, flows::col::FLOW_DIRECTION)?;
-        dirs.extend(dir.views().iter().enumerate().map(|(i, v)| match *v {
-            _ if dir.is_null(i) => direction::UNKNOWN,
-            v if v == ingress => direction::INGRESS,
-            v if v == egress => direction::EGRESS,
-            _ => direction::OTHER,
-        }));
-    }
-    // Judged once per distinct string (interfaces included: a handful).
-    let scope: Vec<Scope> = names.values().iter().map(|s| scope_of(s)).collect();
-    Ok(Coded {
-        names,
-        src,
-        dst,
-        psrc,
-        pdst,
-        eni,
-        scope,
-        direction: dirs,
-    })
 }
 
 /// Bits of [`FlowRows::facts`]: what each record is, judged once per chunk.
@@ -239,6 +180,8 @@ pub struct FlowRows<'a> {
     pub psrc: Vec<u32>,
     pub pdst: Vec<u32>,
     pub eni: Vec<u32>,
+    /// [`Scope`] of each name, by code.
+    pub scope: Vec<Scope>,
     /// Scope of `src`, `dst`, `psrc`, `pdst` ([`Scope::Unknown`] for a null).
     pub src_scope: Vec<Scope>,
     pub dst_scope: Vec<Scope>,
@@ -311,26 +254,18 @@ impl<'a> FlowRows<'a> {
     }
 }
 
-/// A flows chunk's rows ([`FlowRows`]) from its batches and codes ([`code`]).
+/// A flows chunk's rows ([`FlowRows`]) from its batches (canonical schema): addresses
+/// and interfaces interned, the per-row facts derived, each distinct name judged once.
 ///
 /// # Errors
 /// A batch does not have the canonical `flows` schema.
-pub fn flow_rows<'a>(
-    batches: &'a [RecordBatch],
-    coded: Coded<'a>,
-    allow: &Allow,
-) -> Result<FlowRows<'a>> {
-    let Coded {
-        names,
-        src,
-        dst,
-        psrc,
-        pdst,
-        eni,
-        scope,
-        direction,
-    } = coded;
-    let n = src.len();
+pub fn flow_rows<'a>(batches: &'a [RecordBatch], allow: &Allow) -> Result<FlowRows<'a>> {
+    let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut names = Names::default();
+    let [mut src, mut dst, mut psrc, mut pdst, mut eni] =
+        std::array::from_fn(|_| Vec::with_capacity(n));
+    let mut dirs = Vec::with_capacity(n);
+    let (ingress, egress) = (make_view(b"ingress", 0, 0), make_view(b"egress", 0, 0));
     let mut facts: Vec<u16> = Vec::with_capacity(n);
     let mut svc: Vec<Option<i32>> = Vec::with_capacity(n);
     let mut start: Vec<Option<i64>> = Vec::with_capacity(n);
@@ -338,6 +273,21 @@ pub fn flow_rows<'a>(
     let (accept_view, reject_view) = (make_view(b"ACCEPT", 0, 0), make_view(b"REJECT", 0, 0));
     let opt = |a: &Int32Array, i: usize| a.is_valid(i).then(|| a.value(i));
     for batch in batches {
+        let first = src.len();
+        names.append_codes(strs(batch, flows::col::SRCADDR)?, &mut src);
+        names.append_codes(strs(batch, flows::col::DSTADDR)?, &mut dst);
+        names.append_codes(strs(batch, flows::col::PKT_SRCADDR)?, &mut psrc);
+        names.append_codes(strs(batch, flows::col::PKT_DSTADDR)?, &mut pdst);
+        names.append_codes(strs(batch, flows::col::INTERFACE_ID)?, &mut eni);
+        fill_none(&mut psrc[first..], &src[first..]);
+        fill_none(&mut pdst[first..], &dst[first..]);
+        let dir = strs(batch, flows::col::FLOW_DIRECTION)?;
+        dirs.extend(dir.views().iter().enumerate().map(|(i, v)| match *v {
+            _ if dir.is_null(i) => direction::UNKNOWN,
+            v if v == ingress => direction::INGRESS,
+            v if v == egress => direction::EGRESS,
+            _ => direction::OTHER,
+        }));
         let sport = i32s(batch, flows::col::SRCPORT)?;
         let dport = i32s(batch, flows::col::DSTPORT)?;
         let proto = i32s(batch, flows::col::PROTOCOL)?;
@@ -379,7 +329,9 @@ pub fn flow_rows<'a>(
         }
     }
 
-    // Allowlists: judged once per distinct name, then per row by code.
+    // Scope and allowlists: judged once per distinct name (interfaces included: a
+    // handful), then per row by code.
+    let scope: Vec<Scope> = names.values().iter().map(|s| scope_of(s)).collect();
     let cidr_hit: Vec<bool> = if allow.cidrs.is_empty() {
         Vec::new()
     } else {
@@ -432,12 +384,13 @@ pub fn flow_rows<'a>(
         psrc_scope: scopes(&psrc),
         pdst_scope: scopes(&pdst),
         names,
+        scope,
         src,
         dst,
         psrc,
         pdst,
         eni,
-        direction,
+        direction: dirs,
         start,
         bytes,
         svc_port: svc,
@@ -619,7 +572,7 @@ mod tests {
             ..Allow::default()
         };
         let b = [b];
-        let rows = flow_rows(&b, code(&b).unwrap(), &allow).unwrap();
+        let rows = flow_rows(&b, &allow).unwrap();
         assert_eq!(rows.len(), 4);
         let text = |codes: &[u32]| codes.iter().map(|c| rows.name(*c)).collect::<Vec<_>>();
         assert_eq!(
@@ -693,7 +646,7 @@ mod tests {
             "5 eni-a 10.0.0.1 10.0.0.3 - - 40002 22 6 1 60 30 31 ACCEPT OK egress 2",
             "5 eni-a 10.0.0.1 10.0.0.2 - - 40003 22 6 1 60 400 401 REJECT OK egress 2",
         ])];
-        let rows = flow_rows(&b, code(&b).unwrap(), &Allow::default()).unwrap();
+        let rows = flow_rows(&b, &Allow::default()).unwrap();
         let groups = rows.aggregate(
             |i| {
                 rows.is(i, fact::REJECT, 0)
