@@ -28,19 +28,19 @@ use crate::{Error, Result, frame};
 
 /// Names of the derived columns of a WAF frame ([`waf_frame`]).
 pub mod derived {
-    /// event time in unix seconds.
+    /// Event time in unix seconds.
     pub const TS: &str = "ts";
-    /// the client fingerprint (JA4, else JA3, else `ua:<hash>`).
+    /// The client fingerprint (JA4, else JA3, else `ua:<hash>`).
     pub const FINGERPRINT: &str = "fingerprint";
-    /// the user agent is an automation tool.
+    /// The user agent is an automation tool.
     pub const AUTOMATION: &str = "automation";
     /// Bot Control labelled the client a verified bot.
     pub const VERIFIED_BOT: &str = "verified_bot";
-    /// the URI is a catalogue or search path.
+    /// The URI is a catalogue or search path.
     pub const CATALOGUE: &str = "catalogue";
-    /// the URI's last segment is a number (enumerable ids).
+    /// The URI's last segment is a number (enumerable ids).
     pub const NUMERIC_TAIL: &str = "numeric_tail";
-    /// the request was blocked, challenged or sent a CAPTCHA.
+    /// The request was blocked, challenged or sent a CAPTCHA.
     pub const BLOCKED: &str = "blocked";
     /// Matched by the global allowlist (client address or user agent).
     pub const ALLOWED: &str = "allowed";
@@ -232,7 +232,7 @@ impl<'a> FlowRows<'a> {
     /// integers (codes, window, port).
     ///
     /// It replaced a polars lazy query per detector (filter, group-by on four to six
-    /// keys, sums), which cost more than the decoder's time for these rows: polars
+    /// keys, sums), whose kernels cost several times the work itself: polars
     /// row-encodes multi-column keys and materialises every filter. Measured in the
     /// README's detector-cost section.
     pub fn aggregate<K, V>(
