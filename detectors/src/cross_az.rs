@@ -268,8 +268,8 @@ impl Detector for CrossAz {
         let groups = rows.aggregate(
             |i| {
                 if !(rows.is(i, fact::ACCEPT, fact::ALLOWED)
-                    && rows.src_scope[i] == Scope::Private
-                    && rows.dst_scope[i] == Scope::Private
+                    && rows.scope(rows.src[i]) == Scope::Private
+                    && rows.scope(rows.dst[i]) == Scope::Private
                     && rows.bytes[i] > 0)
                 {
                     return None;

@@ -411,8 +411,8 @@ impl Detector for Exfiltration {
             |i| {
                 let dir = rows.direction[i];
                 if !(rows.is(i, fact::ACCEPT, forbid)
-                    && rows.pdst_scope[i] == Scope::Public
-                    && rows.psrc_scope[i] == Scope::Private
+                    && rows.scope(rows.pdst[i]) == Scope::Public
+                    && rows.scope(rows.psrc[i]) == Scope::Private
                     && (dir == direction::UNKNOWN || dir == direction::EGRESS))
                 {
                     return None;

@@ -269,8 +269,8 @@ impl Detector for Exposure {
                     i,
                     fact::ACCEPT,
                     fact::RESPONSE | fact::ALLOWED | fact::SRC_AWS_SERVICE,
-                ) && rows.src_scope[i] == Scope::Public
-                    && rows.pdst_scope[i] == Scope::Private
+                ) && rows.scope(rows.src[i]) == Scope::Public
+                    && rows.scope(rows.pdst[i]) == Scope::Private
                     && (dir == direction::UNKNOWN || dir == direction::INGRESS))
                 {
                     return None;

@@ -160,7 +160,7 @@ impl Inventory {
                     direction::EGRESS => rows.src[r],
                     _ => rows.dst[r],
                 };
-                if o == NONE || rows.scope[o as usize] != Scope::Private {
+                if rows.scope(o) != Scope::Private {
                     continue;
                 }
                 match &mut owners[o as usize] {

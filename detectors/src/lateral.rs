@@ -398,8 +398,8 @@ impl Detector for Lateral {
         let groups = rows.aggregate(
             |i| {
                 if !(rows.is(i, fact::TCP_OR_UDP, fact::ALLOWED | fact::RESPONSE)
-                    && rows.src_scope[i] == Scope::Private
-                    && rows.dst_scope[i] == Scope::Private
+                    && rows.scope(rows.src[i]) == Scope::Private
+                    && rows.scope(rows.dst[i]) == Scope::Private
                     && rows.src[i] != rows.dst[i])
                 {
                     return None;

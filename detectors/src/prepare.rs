@@ -180,13 +180,8 @@ pub struct FlowRows<'a> {
     pub psrc: Vec<u32>,
     pub pdst: Vec<u32>,
     pub eni: Vec<u32>,
-    /// [`Scope`] of each name, by code.
-    pub scope: Vec<Scope>,
-    /// Scope of `src`, `dst`, `psrc`, `pdst` ([`Scope::Unknown`] for a null).
-    pub src_scope: Vec<Scope>,
-    pub dst_scope: Vec<Scope>,
-    pub psrc_scope: Vec<Scope>,
-    pub pdst_scope: Vec<Scope>,
+    /// [`Scope`] of each name, by code ([`FlowRows::scope`]).
+    scope: Vec<Scope>,
     /// `flow_direction` ([`direction`]).
     pub direction: Vec<i32>,
     /// `start` (unix seconds); a record without one is in no window.
@@ -208,6 +203,16 @@ impl<'a> FlowRows<'a> {
     /// No rows.
     pub fn is_empty(&self) -> bool {
         self.src.is_empty()
+    }
+
+    /// The scope of a code column's value ([`Scope::Unknown`] for [`NONE`]): judged
+    /// once per distinct name.
+    #[inline]
+    pub fn scope(&self, code: u32) -> Scope {
+        self.scope
+            .get(code as usize)
+            .copied()
+            .unwrap_or(Scope::Unknown)
     }
 
     /// The text of a code column's value ([`NONE`]: none).
@@ -366,23 +371,7 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], allow: &Allow) -> Result<FlowRo
             }
         }
     }
-    let scopes = |codes: &[u32]| -> Vec<Scope> {
-        codes
-            .iter()
-            .map(|&c| {
-                if c == NONE {
-                    Scope::Unknown
-                } else {
-                    scope[c as usize]
-                }
-            })
-            .collect()
-    };
     Ok(FlowRows {
-        src_scope: scopes(&src),
-        dst_scope: scopes(&dst),
-        psrc_scope: scopes(&psrc),
-        pdst_scope: scopes(&pdst),
         names,
         scope,
         src,
@@ -604,10 +593,11 @@ mod tests {
         // One code per text across columns.
         assert_eq!(rows.psrc[0], rows.dst[1]);
         use Scope::{Private, Public, Unknown};
-        assert_eq!(rows.src_scope, [Private, Private, Unknown, Private]);
-        assert_eq!(rows.psrc_scope, [Private, Private, Unknown, Private]);
-        assert_eq!(rows.dst_scope, [Public, Private, Unknown, Public]);
-        assert_eq!(rows.pdst_scope, [Public, Private, Unknown, Public]);
+        let scopes = |codes: &[u32]| codes.iter().map(|c| rows.scope(*c)).collect::<Vec<_>>();
+        assert_eq!(scopes(&rows.src), [Private, Private, Unknown, Private]);
+        assert_eq!(scopes(&rows.psrc), [Private, Private, Unknown, Private]);
+        assert_eq!(scopes(&rows.dst), [Public, Private, Unknown, Public]);
+        assert_eq!(scopes(&rows.pdst), [Public, Private, Unknown, Public]);
         assert_eq!(
             rows.direction,
             [
