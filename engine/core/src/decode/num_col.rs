@@ -23,6 +23,12 @@ impl<T: ArrowPrimitiveType> NumCol<T> {
         }
     }
 
+    /// Makes room for `rows` rows in all (see `StrCol::reserve_rows`).
+    pub(crate) fn reserve_rows(&mut self, rows: usize) {
+        self.values
+            .reserve_exact(rows.saturating_sub(self.values.len()));
+    }
+
     #[inline(always)]
     pub(crate) fn append_value(&mut self, v: T::Native) {
         self.values.push(v);

@@ -107,6 +107,19 @@ impl StrCol {
         }
     }
 
+    /// Makes room for `rows` rows in all (the data block in proportion to the bytes
+    /// per row so far), so a batch that outgrows its first capacity is copied once
+    /// instead of once per doubling.
+    pub(crate) fn reserve_rows(&mut self, rows: usize) {
+        let len = self.views.len();
+        self.views.reserve_exact(rows.saturating_sub(len));
+        let data = self.values.data.len();
+        if len > 0 && data > 0 {
+            let want = data.saturating_mul(rows) / len;
+            self.values.data.reserve_exact(want.saturating_sub(data));
+        }
+    }
+
     #[inline]
     pub(crate) fn append_value(&mut self, value: &str) {
         let view = self.values.view(value);

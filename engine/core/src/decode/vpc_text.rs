@@ -168,6 +168,15 @@ enum Column {
 }
 
 impl Column {
+    fn reserve_rows(&mut self, rows: usize) {
+        match self {
+            Column::Str(c) => c.reserve_rows(rows),
+            Column::I32(c) => c.reserve_rows(rows),
+            Column::I64(c) => c.reserve_rows(rows),
+            Column::Extra => {}
+        }
+    }
+
     fn truncate(&mut self, rows: usize) {
         match self {
             Column::Str(c) => c.truncate(rows),
@@ -192,6 +201,8 @@ struct Active {
     columns: Vec<Column>, // by slot
     extra: Option<MapBuilder<StringBuilder, StringBuilder>>,
     rows: usize,
+    /// Rows every builder holds without growing.
+    capacity: usize,
     /// Whether records can take the fast path ([`Active::fast_run`]): every field is
     /// a known one.
     fast: bool,
@@ -200,6 +211,13 @@ struct Active {
 }
 
 impl Active {
+    fn reserve_rows(&mut self, rows: usize) {
+        for c in &mut self.columns {
+            c.reserve_rows(rows);
+        }
+        self.capacity = self.capacity.max(rows);
+    }
+
     fn new(format: Format, ctx: &ObjectContext, capacity: usize) -> Self {
         let mut plans = Vec::with_capacity(format.len());
         let mut columns = Vec::with_capacity(format.len());
@@ -241,6 +259,7 @@ impl Active {
             columns,
             extra,
             rows: 0,
+            capacity,
             fixed: vec![None; flows::schema().fields().len()],
         }
     }
@@ -248,6 +267,7 @@ impl Active {
     fn finish(&mut self, ctx: &ObjectContext) -> Result<RecordBatch> {
         let schema = flows::schema();
         let rows = std::mem::take(&mut self.rows);
+        self.capacity = rows;
         let mut arrays: Vec<Option<ArrayRef>> = vec![None; schema.fields().len()];
         for (slot, column) in self.format.slots.iter().zip(self.columns.iter_mut()) {
             if let Slot::Known(i) = slot {
@@ -420,6 +440,11 @@ impl VpcTextDecoder {
                     indexed = Some(at);
                 }
                 let room = (self.batch_rows - active.rows).min(self.run_limit);
+                if active.rows + room > active.capacity {
+                    // Grow once to a whole batch rather than doubling from the
+                    // object's first small capacity.
+                    active.reserve_rows(self.batch_rows);
+                }
                 let run = active.fast_run(region, at, &mut stops, room);
                 let full = active.rows >= self.batch_rows;
                 self.run_limit = match run.end {
