@@ -129,6 +129,11 @@ impl Inventory {
                 view(batch, col::ACCOUNT_ID)?,
                 view(batch, col::REGION)?,
             ];
+            // Fields null throughout the batch (absent from its log format) teach
+            // nothing: only the others are compared row by row.
+            let live: Vec<usize> = (0..fields.len())
+                .filter(|&k| fields[k].null_count() < fields[k].len())
+                .collect();
             for i in 0..batch.num_rows() {
                 let r = row;
                 row += 1;
@@ -138,15 +143,18 @@ impl Inventory {
                 }
                 match &mut metas[e as usize] {
                     Some((m, last)) => {
-                        // The same six values as this interface's previous record add
-                        // nothing (views compare within one batch only).
-                        if last.0 != b || !fields.iter().all(|f| same_text(f, i, last.1)) {
-                            for (have, f) in m.iter_mut().zip(fields) {
-                                if let Some(new) = get(f, i)
-                                    && have.is_none_or(|h| new < h)
-                                {
-                                    *have = Some(new);
-                                }
+                        // A field with the same value as this interface's previous
+                        // record adds nothing (views compare within one batch only).
+                        let same_batch = last.0 == b;
+                        for &k in &live {
+                            let f = fields[k];
+                            if same_batch && same_text(f, i, last.1) {
+                                continue;
+                            }
+                            if let Some(new) = get(f, i)
+                                && m[k].is_none_or(|h| new < h)
+                            {
+                                m[k] = Some(new);
                             }
                         }
                         *last = (b, i);

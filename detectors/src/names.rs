@@ -10,8 +10,8 @@
 //! Interning reads each row's Arrow view first: within one array an equal view is
 //! equal text (an inline view holds the text, a long one its buffer, offset and
 //! length), and the decoders give a repeated value the view of its first copy, so most
-//! rows cost one lookup in a small direct-mapped cache of recent views; only a miss
-//! hashes the text.
+//! rows cost one lookup in a small direct-mapped cache of recent views (a row repeating
+//! the previous row's view, one comparison); only a miss hashes the text.
 
 use arrow::array::{Array, StringViewArray};
 use polars::prelude::PlHashMap;
@@ -88,6 +88,33 @@ impl<'a> Names<'a> {
 
     /// Appends the code of every row of `a` to `out` ([`NONE`] for a null).
     pub fn append_codes(&mut self, a: &'a StringViewArray, out: &mut Vec<u32>) {
+        self.append(a, None, out);
+    }
+
+    /// Appends the code of every row of `a` to `out`, where a row is null or holds
+    /// the same short text as row `i` of `base` (whose codes, `base_codes`, were
+    /// appended from it): `base_codes[i]`. Packet-level addresses mostly repeat the
+    /// interface-level ones, and a log format without them has them null throughout.
+    ///
+    /// # Panics
+    /// `base` or `base_codes` is shorter than `a`.
+    pub fn append_codes_or(
+        &mut self,
+        a: &'a StringViewArray,
+        base: &StringViewArray,
+        base_codes: &[u32],
+        out: &mut Vec<u32>,
+    ) {
+        assert!(base.len() >= a.len() && base_codes.len() >= a.len());
+        self.append(a, Some((base, base_codes)), out);
+    }
+
+    fn append(
+        &mut self,
+        a: &'a StringViewArray,
+        base: Option<(&StringViewArray, &[u32])>,
+        out: &mut Vec<u32>,
+    ) {
         self.arrays = self.arrays.wrapping_add(1);
         if self.arrays == 0 {
             // Wrapped: forget every cached view rather than mistake an old one.
@@ -97,17 +124,38 @@ impl<'a> Names<'a> {
         let array = self.arrays;
         if a.null_count() == a.len() {
             // A field the log format lacks (packet-level addresses in v2 logs).
-            out.resize(out.len() + a.len(), NONE);
+            match base {
+                Some((_, codes)) => out.extend_from_slice(&codes[..a.len()]),
+                None => out.resize(out.len() + a.len(), NONE),
+            }
             return;
         }
         if self.cache.is_empty() {
             self.cache = vec![Cached::default(); 1 << CACHE_BITS].into_boxed_slice();
         }
         let nulls = a.nulls();
+        let base_views = base.map_or(&[][..], |(b, _)| &b.views()[..]);
+        let base_codes = base.map_or(&[][..], |(_, c)| c);
         out.reserve(a.len());
+        // The previous row's view and code: runs of one value cost a comparison.
+        let (mut last_view, mut last_code) = (0u128, NONE);
         for (i, &view) in a.views().iter().enumerate() {
             if nulls.is_some_and(|n| n.is_null(i)) {
-                out.push(NONE);
+                out.push(base_codes.get(i).copied().unwrap_or(NONE));
+                continue;
+            }
+            // An inline view (length at most 12) is the text itself, in any array;
+            // the base's row is valid when its code is not NONE.
+            if base.is_some()
+                && view == base_views[i]
+                && (view as u32) <= 12
+                && base_codes[i] != NONE
+            {
+                out.push(base_codes[i]);
+                continue;
+            }
+            if view == last_view && last_code != NONE {
+                out.push(last_code);
                 continue;
             }
             let h = slot(view);
@@ -119,6 +167,7 @@ impl<'a> Names<'a> {
                 self.cache[h] = Cached { view, code, array };
                 code
             };
+            (last_view, last_code) = (view, code);
             out.push(code);
         }
     }
@@ -209,7 +258,81 @@ mod tests {
         assert_eq!(names.values(), ["100.64.100.100", "100.200.100.10"]);
     }
 
+    #[test]
+    fn packet_level_codes_fall_back_to_the_base() {
+        let long = "2001:db8::1234:5678";
+        let base = StringViewArray::from(vec![
+            Some("10.0.0.1"),
+            Some("10.0.0.2"),
+            None,
+            Some(long),
+            Some("10.0.0.5"),
+        ]);
+        let pkt = StringViewArray::from(vec![
+            None,
+            Some("10.0.0.2"),
+            Some("10.0.0.3"),
+            Some(long),
+            Some("10.0.0.6"),
+        ]);
+        let none = StringViewArray::from(vec![None::<&str>; 5]);
+        let mut names = Names::default();
+        let mut base_codes = Vec::new();
+        names.append_codes(&base, &mut base_codes);
+        let mut out = vec![9];
+        names.append_codes_or(&pkt, &base, &base_codes, &mut out);
+        let text: Vec<Option<&str>> = out[1..]
+            .iter()
+            .map(|&c| (c != NONE).then(|| names.get(c)))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                Some("10.0.0.1"),
+                Some("10.0.0.2"),
+                Some("10.0.0.3"),
+                Some(long),
+                Some("10.0.0.6")
+            ]
+        );
+        // A packet-level column the format lacks is the base throughout.
+        let mut out = Vec::new();
+        names.append_codes_or(&none, &base, &base_codes, &mut out);
+        assert_eq!(out, base_codes);
+    }
+
     proptest! {
+        // Packet-level codes follow the packet-level text, or the base's where it is
+        // null, whichever values repeat across the two columns.
+        #[test]
+        fn packet_level_codes_follow_the_text(
+            rows in proptest::collection::vec(
+                (proptest::option::of(0usize..5), proptest::option::of(0usize..5)),
+                0..200,
+            ),
+        ) {
+            // Two long values of one length and prefix: at the same offset of their
+            // arrays, their views are equal.
+            let pool = ["10.0.0.1", "10.0.0.2", "203.0.113.250", "203.0.113.251", "2001:db8::1"];
+            let base = StringViewArray::from(
+                rows.iter().map(|(b, _)| b.map(|k| pool[k])).collect::<Vec<_>>(),
+            );
+            let pkt = StringViewArray::from(
+                rows.iter().map(|(_, p)| p.map(|k| pool[k])).collect::<Vec<_>>(),
+            );
+            let mut names = Names::default();
+            let mut base_codes = Vec::new();
+            names.append_codes(&base, &mut base_codes);
+            let mut out = Vec::new();
+            names.append_codes_or(&pkt, &base, &base_codes, &mut out);
+            for (i, (b, p)) in rows.iter().enumerate() {
+                match p.or(*b) {
+                    Some(k) => prop_assert_eq!(names.get(out[i]), pool[k]),
+                    None => prop_assert_eq!(out[i], NONE),
+                }
+            }
+        }
+
         // Arrays built with deduplicated blocks reuse views for repeated values, and
         // views of long values equal across rows only when the bytes are: codes must
         // follow the text either way.

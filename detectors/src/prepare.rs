@@ -135,15 +135,6 @@ fn is_response(
     }
 }
 
-/// `codes[i]`, or `base[i]` where it is [`NONE`].
-fn fill_none(codes: &mut [u32], base: &[u32]) {
-    for (c, b) in codes.iter_mut().zip(base) {
-        if *c == NONE {
-            *c = *b;
-        }
-    }
-}
-
 /// Bits of [`FlowRows::facts`]: what each record is, judged once per chunk.
 pub mod fact {
     /// `action` is ACCEPT.
@@ -279,13 +270,20 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], allow: &Allow) -> Result<FlowRo
     let opt = |a: &Int32Array, i: usize| a.is_valid(i).then(|| a.value(i));
     for batch in batches {
         let first = src.len();
-        names.append_codes(strs(batch, flows::col::SRCADDR)?, &mut src);
-        names.append_codes(strs(batch, flows::col::DSTADDR)?, &mut dst);
-        names.append_codes(strs(batch, flows::col::PKT_SRCADDR)?, &mut psrc);
-        names.append_codes(strs(batch, flows::col::PKT_DSTADDR)?, &mut pdst);
+        let (s, d) = (
+            strs(batch, flows::col::SRCADDR)?,
+            strs(batch, flows::col::DSTADDR)?,
+        );
+        names.append_codes(s, &mut src);
+        names.append_codes(d, &mut dst);
+        // A null packet-level address is the interface-level one.
+        let (ps, pd) = (
+            strs(batch, flows::col::PKT_SRCADDR)?,
+            strs(batch, flows::col::PKT_DSTADDR)?,
+        );
+        names.append_codes_or(ps, s, &src[first..], &mut psrc);
+        names.append_codes_or(pd, d, &dst[first..], &mut pdst);
         names.append_codes(strs(batch, flows::col::INTERFACE_ID)?, &mut eni);
-        fill_none(&mut psrc[first..], &src[first..]);
-        fill_none(&mut pdst[first..], &dst[first..]);
         let dir = strs(batch, flows::col::FLOW_DIRECTION)?;
         dirs.extend(dir.views().iter().enumerate().map(|(i, v)| match *v {
             _ if dir.is_null(i) => direction::UNKNOWN,

@@ -1,6 +1,6 @@
 //! The process allocator's settings for a decoding run (glibc on Linux).
 //!
-//! Decoded batches are large, short-lived buffers (a 128 KiB view column, a megabyte
+//! Decoded batches are large, short-lived buffers (a 256 KiB view column, a megabyte
 //! of text), allocated by the decoding tasks and freed by the detectors. glibc serves
 //! allocations above its mmap threshold (128 KiB, raised only as big blocks are freed)
 //! with fresh `mmap`s and gives freed heap tops back to the kernel above its trim

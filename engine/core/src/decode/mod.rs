@@ -29,8 +29,13 @@ use arrow::array::builder::{MapBuilder, MapFieldNames, StringBuilder};
 
 use crate::error::RecordError;
 
-/// Rows per batch unless configured otherwise.
-pub const DEFAULT_BATCH_ROWS: usize = 32 * 1024;
+/// Rows per flow batch unless configured otherwise: small enough that the detectors,
+/// reading a batch just after it is decoded, find it in the processor's caches.
+pub const DEFAULT_BATCH_ROWS: usize = 16 * 1024;
+
+/// Rows per WAF batch unless configured otherwise (a WAF record is wider, and its
+/// detector gathers 128 K rows before it runs).
+pub const WAF_BATCH_ROWS: usize = 32 * 1024;
 
 /// At most this many record errors are kept per object (all are counted).
 pub const MAX_ERRORS_PER_OBJECT: usize = 100;

@@ -18,7 +18,7 @@ use super::inflate::{self, FAST_GZIP_MAX_BYTES};
 use super::vpc_parquet::{PARQUET_MAGIC, ParquetFlows};
 use super::vpc_text::{Format, VpcTextDecoder};
 use super::waf_json::WafJsonDecoder;
-use super::{DEFAULT_BATCH_ROWS, DecodeStats, ObjectContext, RecordDecoder};
+use super::{DEFAULT_BATCH_ROWS, DecodeStats, ObjectContext, RecordDecoder, WAF_BATCH_ROWS};
 use crate::error::{Error, RecordError, Result};
 
 /// Inflated bytes handed to the record decoder per step.
@@ -29,8 +29,10 @@ const INFLATED_SLICE: usize = 1 << 20;
 pub struct DecodeOptions {
     /// Flow-log format for text objects without a header line (default: v2).
     pub flow_format: Option<Format>,
-    /// Rows per batch.
+    /// Rows per flows batch.
     pub batch_rows: usize,
+    /// Rows per WAF batch.
+    pub waf_batch_rows: usize,
 }
 
 impl Default for DecodeOptions {
@@ -38,6 +40,7 @@ impl Default for DecodeOptions {
         DecodeOptions {
             flow_format: None,
             batch_rows: DEFAULT_BATCH_ROWS,
+            waf_batch_rows: WAF_BATCH_ROWS,
         }
     }
 }
@@ -83,7 +86,7 @@ impl ContentSniffer {
             (
                 LogKind::Waf,
                 Box::new(
-                    WafJsonDecoder::new(self.ctx.clone()).with_batch_rows(self.opts.batch_rows),
+                    WafJsonDecoder::new(self.ctx.clone()).with_batch_rows(self.opts.waf_batch_rows),
                 ),
             )
         } else {

@@ -56,7 +56,7 @@ impl WafJsonDecoder {
             in_string: false,
             skipping: false,
             line: 1,
-            batch_rows: super::DEFAULT_BATCH_ROWS,
+            batch_rows: super::WAF_BATCH_ROWS,
             out: DecodeOutput::default(),
             finished: false,
         }

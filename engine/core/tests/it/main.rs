@@ -69,6 +69,7 @@ fn decode_ctx(
     let opts = DecodeOptions {
         flow_format: format.map(|f| Format::parse(f).expect("valid format")),
         batch_rows,
+        waf_batch_rows: batch_rows,
     };
     let mut d = ObjectDecoder::new(ctx, opts);
     let mut flows = Vec::new();

@@ -15,6 +15,7 @@ fn push_split(
         DecodeOptions {
             flow_format: None,
             batch_rows,
+            waf_batch_rows: batch_rows,
         },
     );
     let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
