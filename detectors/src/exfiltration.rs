@@ -6,7 +6,6 @@
 //! by both the host's and the gateway's interface; per destination the larger of the
 //! two counts, so it is counted once, and either log alone is enough.
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use flowlens_model::LogKind;
@@ -15,16 +14,17 @@ use flowlens_model::finding::{
 };
 use polars::prelude::PlRandomState;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::Result;
+use crate::atoms::Atoms;
 use crate::config::{Config, ExfiltrationConfig};
-use crate::detector::{Chunk, Detector, state_methods};
+use crate::detector::{Chunk, Detector};
 use crate::inventory::Inventory;
 use crate::names::NONE;
 use crate::net::Scope;
 use crate::prepare::{direction, fact};
 use crate::render;
-use crate::rows::slot;
 use crate::stats::{History, Merge, Windows, merge_map};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -54,13 +54,13 @@ impl PeerAcc {
     }
 }
 
-/// Service port → bytes of one destination. Nearly always one port: a sorted vector
-/// (one 40-byte allocation) rather than a B-tree (a ~400-byte node per destination,
-/// which made the detector's state, and its time, grow with every new peer). Saved as
-/// the map it stands for.
+/// Service port → bytes of one destination. Nearly always one port: kept inline (no
+/// allocation) and in port order, rather than in a B-tree (a ~400-byte node per
+/// destination, which made the detector's state, and its time, grow with every new
+/// peer). Saved as the map it stands for.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(from = "BTreeMap<i32, PeerAcc>", into = "BTreeMap<i32, PeerAcc>")]
-struct Ports(Vec<(i32, PeerAcc)>);
+struct Ports(SmallVec<[(i32, PeerAcc); 1]>);
 
 impl From<BTreeMap<i32, PeerAcc>> for Ports {
     fn from(m: BTreeMap<i32, PeerAcc>) -> Self {
@@ -101,36 +101,46 @@ impl Merge for Ports {
     }
 }
 
-/// destination → service port → bytes. A hash map: every aggregated row looks one
-/// destination up, and an entity can have thousands in a window; it is written in key
-/// order, so saved state stays deterministic.
-type Peers = HashMap<String, Ports, PlRandomState>;
-
-fn sorted<S: serde::Serializer>(peers: &Peers, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.collect_map(peers.iter().collect::<BTreeMap<_, _>>())
-}
-
-/// One entity in one window.
+/// One entity in one window, as saved: destination → service port → bytes, and the
+/// interfaces that logged the entity's own egress.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Win {
-    #[serde(serialize_with = "sorted")]
-    peers: Peers,
-    /// Interfaces that logged the entity's own egress.
+struct SavedWin {
+    peers: BTreeMap<String, Ports>,
     enis: BTreeSet<String>,
 }
 
-impl Merge for Win {
+impl Merge for SavedWin {
     fn merge(&mut self, o: Self) {
-        for (peer, ports) in o.peers {
-            match self.peers.entry(peer) {
-                Entry::Occupied(mut e) => e.get_mut().merge(ports),
-                Entry::Vacant(e) => {
-                    e.insert(ports);
-                }
-            }
-        }
+        merge_map(&mut self.peers, o.peers);
         self.enis.extend(o.enis);
     }
+}
+
+/// The detector's state as saved (and merged across shards).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Saved {
+    /// window → entity → its egress.
+    windows: Windows<BTreeMap<String, SavedWin>>,
+    history: BTreeMap<String, History>,
+    inventory: Inventory,
+}
+
+impl Merge for Saved {
+    fn merge(&mut self, o: Self) {
+        self.windows.merge(o.windows);
+        merge_map(&mut self.history, o.history);
+        self.inventory.merge(o.inventory);
+    }
+}
+
+/// One entity in one window while it is open: destinations and interfaces by
+/// [`Atoms`] id. An entity can have thousands of destinations in a window, and every
+/// aggregated row looks one up.
+#[derive(Debug, Clone, Default)]
+struct Win {
+    peers: HashMap<u32, Ports, PlRandomState>,
+    /// Interfaces that logged the entity's own egress (a few).
+    enis: SmallVec<[u32; 2]>,
 }
 
 impl Win {
@@ -144,19 +154,84 @@ impl Win {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The open windows by entity id.
+type Ents = HashMap<u32, Win, PlRandomState>;
+
+#[derive(Debug, Clone, Default)]
 struct State {
     /// window → entity → its egress.
-    windows: Windows<BTreeMap<String, Win>>,
+    windows: Windows<Ents>,
     history: BTreeMap<String, History>,
     inventory: Inventory,
+    /// Texts of the open windows' entities, destinations and interfaces.
+    atoms: Atoms,
 }
 
-impl Merge for State {
-    fn merge(&mut self, o: Self) {
-        self.windows.merge(o.windows);
-        merge_map(&mut self.history, o.history);
-        self.inventory.merge(o.inventory);
+impl State {
+    fn save(&self) -> Saved {
+        let atoms = &self.atoms;
+        let text = |id: &u32| atoms.text(*id).to_string();
+        let win = |w: &Win| SavedWin {
+            peers: w
+                .peers
+                .iter()
+                .map(|(p, ports)| (text(p), ports.clone()))
+                .collect(),
+            enis: w.enis.iter().map(text).collect(),
+        };
+        Saved {
+            windows: Windows {
+                closed_before: self.windows.closed_before,
+                late_rows: self.windows.late_rows,
+                open: self
+                    .windows
+                    .open
+                    .iter()
+                    .map(|(start, ents)| {
+                        let ents = ents.iter().map(|(e, w)| (text(e), win(w))).collect();
+                        (*start, ents)
+                    })
+                    .collect(),
+            },
+            history: self.history.clone(),
+            inventory: self.inventory.clone(),
+        }
+    }
+
+    fn load(saved: Saved) -> State {
+        let mut atoms = Atoms::default();
+        let open = saved
+            .windows
+            .open
+            .into_iter()
+            .map(|(start, ents)| {
+                let ents = ents
+                    .into_iter()
+                    .map(|(e, w)| {
+                        let win = Win {
+                            peers: w
+                                .peers
+                                .into_iter()
+                                .map(|(p, ports)| (atoms.id(&p), ports))
+                                .collect(),
+                            enis: w.enis.iter().map(|e| atoms.id(e)).collect(),
+                        };
+                        (atoms.id(&e), win)
+                    })
+                    .collect();
+                (start, ents)
+            })
+            .collect();
+        State {
+            windows: Windows {
+                closed_before: saved.windows.closed_before,
+                late_rows: saved.windows.late_rows,
+                open,
+            },
+            history: saved.history,
+            inventory: saved.inventory,
+            atoms,
+        }
     }
 }
 
@@ -203,10 +278,14 @@ impl Exfiltration {
             (25, 30)
         };
 
-        let mut peers: Vec<(&String, i32, &PeerAcc)> = win
+        let atoms = &self.state.atoms;
+        let mut peers: Vec<(&str, i32, &PeerAcc)> = win
             .peers
             .iter()
-            .flat_map(|(p, ports)| ports.iter().map(move |(port, acc)| (p, port, acc)))
+            .flat_map(|(p, ports)| {
+                let p = atoms.text(*p);
+                ports.iter().map(move |(port, acc)| (p, port, acc))
+            })
             .collect();
         peers.sort_by(|a, b| {
             b.2.bytes()
@@ -218,9 +297,10 @@ impl Exfiltration {
         let eni = win
             .enis
             .iter()
-            .next()
-            .cloned()
-            .or_else(|| self.state.inventory.eni_of(entity).map(str::to_string));
+            .map(|e| atoms.text(*e))
+            .min()
+            .or_else(|| self.state.inventory.eni_of(entity))
+            .map(str::to_string);
         let inv = &self.state.inventory;
         let mut entities = vec![Entity::subject(EntityKind::Ip, entity)];
         let (account, region) = match &eni {
@@ -231,7 +311,7 @@ impl Exfiltration {
             None => (None, None),
         };
         for (p, _, _) in peers.iter().take(5) {
-            let e = Entity::peer(EntityKind::Ip, p.as_str());
+            let e = Entity::peer(EntityKind::Ip, *p);
             if !entities.contains(&e) {
                 entities.push(e);
             }
@@ -428,32 +508,49 @@ impl Detector for Exfiltration {
                 acc.1 += 1;
             },
         );
+        // Chunk code → atom id, looked up once per chunk (SKIP: an allowed
+        // destination).
+        const UNSEEN: u32 = u32::MAX;
+        const SKIP: u32 = u32::MAX - 1;
+        let mut ids = vec![UNSEEN; rows.names.len()];
+        let State { windows, atoms, .. } = &mut self.state;
+        let mut id = |code: u32, peer: bool| {
+            let slot = &mut ids[code as usize];
+            if *slot == UNSEEN {
+                let text = rows.names.get(code);
+                *slot = if peer && self.cfg.allowed_destinations.contains_str(text) {
+                    SKIP
+                } else {
+                    atoms.id(text)
+                };
+            }
+            *slot
+        };
         for ((win, entity, via_nat, peer, port, eni), (b, flows)) in groups {
-            let (Some(ent), Some(p)) = (rows.name(entity), rows.name(peer)) else {
-                continue;
-            };
-            if self.cfg.allowed_destinations.contains_str(p) {
+            if entity == NONE || peer == NONE {
                 continue;
             }
-            let Some(open) = self.state.windows.slot(win, flows) else {
+            let p = id(peer, true);
+            if p == SKIP {
+                continue;
+            }
+            let e = id(entity, false);
+            let Some(open) = windows.slot(win, flows) else {
                 continue;
             };
-            let slot_ = slot(open, ent);
-            if !slot_.peers.contains_key(p) {
-                slot_.peers.insert(p.to_string(), Ports::default());
-            }
-            let acc = slot_.peers.get_mut(p).expect("inserted above");
-            let acc = acc.entry(port);
+            let slot_ = open.entry(e).or_default();
+            let acc = slot_.peers.entry(p).or_default().entry(port);
             if via_nat {
                 acc.nat += b;
                 acc.nat_flows += flows;
             } else {
                 acc.direct += b;
                 acc.direct_flows += flows;
-                if let Some(e) = rows.name(eni)
-                    && !slot_.enis.contains(e)
-                {
-                    slot_.enis.insert(e.to_string());
+                if eni != NONE {
+                    let i = id(eni, false);
+                    if !slot_.enis.contains(&i) {
+                        slot_.enis.push(i);
+                    }
                 }
             }
         }
@@ -466,10 +563,11 @@ impl Detector for Exfiltration {
         for (start, ents) in self.state.windows.close(watermark, w) {
             let found: Vec<Finding> = ents
                 .iter()
-                .filter_map(|(entity, win)| self.judge(start, entity, win))
+                .filter_map(|(e, win)| self.judge(start, self.state.atoms.text(*e), win))
                 .collect();
             out.extend(dedup_nat(found));
-            for (entity, win) in ents {
+            for (e, win) in ents {
+                let entity = self.state.atoms.text(e).to_string();
                 self.state.history.entry(entity).or_default().record(
                     start,
                     win.bytes(),
@@ -477,8 +575,92 @@ impl Detector for Exfiltration {
                 );
             }
         }
+        if self.state.windows.open.is_empty() {
+            // Nothing refers to the texts any more.
+            self.state.atoms = Atoms::default();
+        }
         Ok(out)
     }
 
-    state_methods!();
+    fn state(&self) -> Result<serde_json::Value> {
+        serde_json::to_value(self.state.save()).map_err(|e| crate::Error::State(e.to_string()))
+    }
+
+    fn restore(&mut self, state: serde_json::Value) -> Result<()> {
+        let saved: Saved =
+            serde_json::from_value(state).map_err(|e| crate::Error::State(e.to_string()))?;
+        self.state = State::load(saved);
+        Ok(())
+    }
+
+    fn merge(&mut self, other: serde_json::Value) -> Result<()> {
+        let other: Saved =
+            serde_json::from_value(other).map_err(|e| crate::Error::State(e.to_string()))?;
+        let mut saved = self.state.save();
+        saved.merge(other);
+        self.state = State::load(saved);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flowlens_model::LogKind;
+
+    use crate::testing::flows_batch;
+    use crate::{Config, Registry};
+
+    const HEADER: &str = "version account-id interface-id srcaddr dstaddr srcport dstport \
+                          protocol packets bytes start end action log-status";
+
+    fn only_exfiltration() -> Config {
+        let mut c = Config::default();
+        c.lateral_movement.enabled = false;
+        c.cross_az_cost.enabled = false;
+        c.scraping_bot.enabled = false;
+        c.public_exposure.enabled = false;
+        c
+    }
+
+    #[test]
+    fn open_windows_survive_save_restore_and_merge() {
+        let a = flows_batch(
+            HEADER,
+            &[
+                "2 123456789012 eni-0aaa 10.0.0.5 203.0.113.9 40001 443 6 10 5000 1700000000 1700000060 ACCEPT OK",
+                "2 123456789012 eni-0bbb 10.0.0.5 203.0.113.9 40002 443 6 10 7000 1700000010 1700000060 ACCEPT OK",
+                "2 123456789012 eni-0aaa 10.0.0.5 198.51.100.1 40003 8443 6 10 900 1700000020 1700000060 ACCEPT OK",
+            ],
+        );
+        let b = flows_batch(
+            HEADER,
+            &[
+                "2 123456789012 eni-0ccc 10.0.0.6 203.0.113.9 40004 443 6 10 300 1700000030 1700000060 ACCEPT OK",
+            ],
+        );
+        let state =
+            |r: &mut Registry| r.state().unwrap()["detectors"]["exfiltration-spike"].clone();
+
+        let mut one = Registry::new(only_exfiltration());
+        one.observe(LogKind::Flows, &a).unwrap();
+        let saved = state(&mut one);
+        let win = &saved["windows"]["open"]["1699999800"]["10.0.0.5"];
+        assert_eq!(win["enis"], serde_json::json!(["eni-0aaa", "eni-0bbb"]));
+        assert_eq!(win["peers"]["203.0.113.9"]["443"]["direct"], 12000);
+        assert_eq!(win["peers"]["198.51.100.1"]["8443"]["direct_flows"], 1);
+
+        // Restored, the open windows are the same, and later rows add to them.
+        let mut again = Registry::new(only_exfiltration());
+        again.restore(one.state().unwrap()).unwrap();
+        assert_eq!(state(&mut again), saved);
+
+        // Merged with another shard's state: as if one registry had seen both.
+        let mut other = Registry::new(only_exfiltration());
+        other.observe(LogKind::Flows, &b).unwrap();
+        again.merge(other.state().unwrap()).unwrap();
+        let mut both = Registry::new(only_exfiltration());
+        both.observe(LogKind::Flows, &a).unwrap();
+        both.observe(LogKind::Flows, &b).unwrap();
+        assert_eq!(state(&mut again), state(&mut both));
+    }
 }

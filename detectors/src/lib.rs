@@ -14,6 +14,7 @@
 //! per-window partial aggregates, and folded into mergeable state ([`stats::Merge`]).
 //! No IO, no clock, no AWS: time is a watermark, configuration a [`Config`].
 
+pub mod atoms;
 pub mod config;
 pub mod detector;
 pub mod frame;
