@@ -15,7 +15,8 @@ pub enum Chunk<'a> {
     Flows {
         /// The rows, coded and with their shared derivations ([`prepare::flow_rows`]).
         rows: Box<prepare::FlowRows<'a>>,
-        /// What the rows teach about the VPC ([`Inventory`]).
+        /// What the rows teach about the VPC ([`Inventory`]) that the registry did not
+        /// know yet (merged into a detector's inventory, the same as all they teach).
         learned: Inventory,
     },
     /// The prepared WAF frame ([`prepare::waf_frame`]).
@@ -64,7 +65,7 @@ impl<'a> Chunk<'a> {
 ///    Flow rows come coded ([`crate::names::Names`]) and with what they
 ///    teach about the VPC ([`Inventory`]: each interface's instance, subnet, AZ; each
 ///    private address's interface), learned once per chunk by the registry for every
-///    flow detector.
+///    flow detector (only what changes the registry's inventory of the run).
 /// 2. [`Detector::flush`] closes every window that ends at or before `watermark`, in
 ///    time order: judges each entity against its own history, emits findings, then
 ///    adds the window to the history. A record that arrives for a closed window is
@@ -141,6 +142,9 @@ pub struct Registry {
     /// are prepared together, so each distinct address is judged once per chunk.
     pending_flows: Vec<RecordBatch>,
     pending_waf: Option<DataFrame>,
+    /// The VPC inventory learned from the flows observed since the last `restore`:
+    /// each chunk hands the detectors only what it changed.
+    known: Inventory,
 }
 
 impl Registry {
@@ -167,6 +171,7 @@ impl Registry {
             detectors,
             pending_flows: Vec::new(),
             pending_waf: None,
+            known: Inventory::default(),
         }
     }
 
@@ -244,8 +249,7 @@ impl Registry {
                 }
                 batches = std::mem::take(&mut self.pending_flows);
                 let rows = prepare::flow_rows(&batches, &self.config.allow)?;
-                let mut learned = Inventory::default();
-                learned.learn(&batches, &rows)?;
+                let learned = self.known.learn(&batches, &rows)?;
                 Chunk::Flows {
                     rows: Box::new(rows),
                     learned,
@@ -314,6 +318,9 @@ impl Registry {
     /// # Errors
     /// The state is of another version or malformed.
     pub fn restore(&mut self, state: Value) -> Result<()> {
+        // The detectors' inventories are replaced: learn everything again, so each
+        // hears again what this run already saw.
+        self.known = Inventory::default();
         let mut states = Self::detector_states(state)?;
         for d in &mut self.detectors {
             if let Some(s) = states.remove(d.id().as_str()) {

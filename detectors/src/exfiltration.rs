@@ -623,6 +623,28 @@ mod tests {
     }
 
     #[test]
+    fn a_restored_registry_teaches_the_inventory_again() {
+        let a = flows_batch(
+            HEADER,
+            &[
+                "2 123456789012 eni-0aaa 10.0.0.5 203.0.113.9 40001 443 6 10 5000 1700000000 1700000060 ACCEPT OK",
+            ],
+        );
+        let mut r = Registry::new(only_exfiltration());
+        let empty = r.state().unwrap();
+        r.observe(LogKind::Flows, &a).unwrap();
+        let enis = |r: &mut Registry| {
+            r.state().unwrap()["detectors"]["exfiltration-spike"]["inventory"]["enis"].clone()
+        };
+        assert!(enis(&mut r).get("eni-0aaa").is_some());
+        // The state restored lacks the interface; the same rows teach it again.
+        r.restore(empty).unwrap();
+        assert!(enis(&mut r).get("eni-0aaa").is_none());
+        r.observe(LogKind::Flows, &a).unwrap();
+        assert!(enis(&mut r).get("eni-0aaa").is_some());
+    }
+
+    #[test]
     fn open_windows_survive_save_restore_and_merge() {
         let a = flows_batch(
             HEADER,

@@ -49,6 +49,20 @@ pub struct EniMeta {
     pub region: Option<String>,
 }
 
+impl EniMeta {
+    /// The six fields, in the order `Inventory::learn` reads them.
+    fn fields_mut(&mut self) -> [&mut Option<String>; 6] {
+        [
+            &mut self.instance,
+            &mut self.subnet,
+            &mut self.vpc,
+            &mut self.az,
+            &mut self.account,
+            &mut self.region,
+        ]
+    }
+}
+
 impl Merge for EniMeta {
     fn merge(&mut self, o: Self) {
         min_opt(&mut self.instance, o.instance);
@@ -97,26 +111,35 @@ impl Inventory {
     pub fn learn_batch(&mut self, batch: &RecordBatch) -> Result<()> {
         let batches = [batch.clone()];
         let rows = prepare::flow_rows(&batches, &crate::config::Allow::default())?;
-        self.learn(&batches, &rows)
+        self.learn(&batches, &rows).map(|_| ())
     }
 
     /// Learns from one flows chunk (canonical schema) and its prepared rows
-    /// ([`prepare::flow_rows`]), in a single pass.
+    /// ([`prepare::flow_rows`]), in a single pass, and returns what changed: the
+    /// entries that are new or became smaller, as they now stand.
     ///
-    /// The registry calls it once per chunk and hands the result to every flow
-    /// detector ([`crate::Detector::observe`]), instead of each detector grouping every
-    /// row by seven string keys. Interfaces and addresses are codes: per row a few
-    /// array lookups, and six view comparisons with the interface's previous record
-    /// of the same batch (equal views are equal strings; the decoders reuse a repeated
-    /// value's view).
+    /// The registry keeps one inventory of everything learned in the run, calls this
+    /// once per chunk and hands the change (nearly always empty) to every flow
+    /// detector ([`crate::Detector::observe`]), which merges it into its own. Merging
+    /// keeps the smallest value, so merging what changed equals merging all that was
+    /// learned. Interfaces and addresses are codes: per row a few array lookups, and
+    /// a view comparison per field with the interface's previous record of the same
+    /// batch (equal views are equal strings; the decoders reuse a repeated value's
+    /// view); only a differing value is compared as text.
     ///
     /// # Errors
     /// A batch lacks a column or has it with another type.
-    pub fn learn(&mut self, batches: &[RecordBatch], rows: &prepare::FlowRows<'_>) -> Result<()> {
+    pub fn learn(
+        &mut self,
+        batches: &[RecordBatch],
+        rows: &prepare::FlowRows<'_>,
+    ) -> Result<Inventory> {
+        const UNSET: u32 = u32::MAX;
         let names = &rows.names;
-        // Per interface code: the smallest value of each field (as `merge`), and the
-        // (batch, row) it last learned from.
-        let mut metas: Vec<Option<(Fields<'_>, (usize, usize))>> = vec![None; names.len()];
+        // Per interface seen: its code, the smallest value of each field (as
+        // `merge`), and the (batch, row) it last learned from; `at` indexes it by code.
+        let mut metas: Vec<(u32, Fields<'_>, (usize, usize))> = Vec::new();
+        let mut at: Vec<u32> = vec![UNSET; names.len()];
         // Per own address code: the smallest interface code.
         let mut owners: Vec<Option<u32>> = vec![None; names.len()];
         let mut row = 0;
@@ -141,25 +164,27 @@ impl Inventory {
                 if e == NONE {
                     continue;
                 }
-                match &mut metas[e as usize] {
-                    Some((m, last)) => {
-                        // A field with the same value as this interface's previous
-                        // record adds nothing (views compare within one batch only).
-                        let same_batch = last.0 == b;
-                        for &k in &live {
-                            let f = fields[k];
-                            if same_batch && same_text(f, i, last.1) {
-                                continue;
-                            }
-                            if let Some(new) = get(f, i)
-                                && m[k].is_none_or(|h| new < h)
-                            {
-                                m[k] = Some(new);
-                            }
+                let slot = &mut at[e as usize];
+                if *slot == UNSET {
+                    *slot = metas.len() as u32;
+                    metas.push((e, fields.map(|f| get(f, i)), (b, i)));
+                } else {
+                    let (_, m, last) = &mut metas[*slot as usize];
+                    // A field with the same value as this interface's previous
+                    // record adds nothing (views compare within one batch only).
+                    let same_batch = last.0 == b;
+                    for &k in &live {
+                        let f = fields[k];
+                        if same_batch && same_text(f, i, last.1) {
+                            continue;
                         }
-                        *last = (b, i);
+                        if let Some(new) = get(f, i)
+                            && m[k].is_none_or(|h| new < h)
+                        {
+                            m[k] = Some(new);
+                        }
                     }
-                    slot @ None => *slot = Some((fields.map(|f| get(f, i)), (b, i))),
+                    *last = (b, i);
                 }
                 // The interface's own address: the source of its egress records, the
                 // destination of its other directed ones (private addresses only).
@@ -177,9 +202,24 @@ impl Inventory {
                 }
             }
         }
-        for (e, m) in metas.into_iter().enumerate() {
-            let Some((m, _)) = m else { continue };
-            let e = names.get(e as u32);
+        let mut changed = Inventory::default();
+        for (e, m, _) in metas {
+            let e = names.get(e);
+            if let Some(old) = self.enis.get_mut(e) {
+                let mut any = false;
+                for (have, new) in old.fields_mut().into_iter().zip(m) {
+                    if let Some(new) = new
+                        && have.as_deref().is_none_or(|h| new < h)
+                    {
+                        *have = Some(new.to_string());
+                        any = true;
+                    }
+                }
+                if any {
+                    changed.enis.insert(e.to_string(), old.clone());
+                }
+                continue;
+            }
             let [instance, subnet, vpc, az, account, region] = m.map(|v| v.map(str::to_string));
             let m = EniMeta {
                 instance,
@@ -189,33 +229,28 @@ impl Inventory {
                 account,
                 region,
             };
-            match self.enis.get_mut(e) {
-                Some(old) => old.merge(m),
-                None => {
-                    self.enis.insert(e.to_string(), m);
-                }
-            }
+            self.enis.insert(e.to_string(), m.clone());
+            changed.enis.insert(e.to_string(), m);
         }
         for (ip, eni) in owners.into_iter().enumerate() {
             let Some(eni) = eni else { continue };
             let (ip, eni) = (names.get(ip as u32), names.get(eni));
             match self.owners.get_mut(ip) {
+                Some(old) if old.eni.as_str() <= eni => {}
                 Some(old) => {
-                    if eni < old.eni.as_str() {
-                        old.eni = eni.to_string();
-                    }
+                    old.eni = eni.to_string();
+                    changed.owners.insert(ip.to_string(), old.clone());
                 }
                 None => {
-                    self.owners.insert(
-                        ip.to_string(),
-                        Owner {
-                            eni: eni.to_string(),
-                        },
-                    );
+                    let owner = Owner {
+                        eni: eni.to_string(),
+                    };
+                    self.owners.insert(ip.to_string(), owner.clone());
+                    changed.owners.insert(ip.to_string(), owner);
                 }
             }
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// Merges what another inventory learned, without consuming it.
@@ -342,6 +377,39 @@ mod tests {
         assert_eq!(inv.eni_of("10.0.9.9"), None);
         assert_eq!(inv.eni_of("10.0.7.7"), None);
         assert_eq!(inv.owners.len(), 1);
+    }
+
+    #[test]
+    fn learning_returns_only_what_changed() {
+        let learn = |inv: &mut Inventory, lines: &[&str]| {
+            let batches = [batch(lines)];
+            let rows = prepare::flow_rows(&batches, &crate::config::Allow::default()).unwrap();
+            inv.learn(&batches, &rows).unwrap()
+        };
+        let mut known = Inventory::default();
+        // Everything is new at first: the change is all that was learned.
+        assert_eq!(learn(&mut known, &ROWS[..3]), learned(&ROWS[..3]));
+        // Again: nothing changes.
+        assert_eq!(learn(&mut known, &ROWS[..3]), Inventory::default());
+        // eni-a gains its instance; eni-c and its fields are new; eni-b is as known.
+        let changed = learn(&mut known, ROWS);
+        assert_eq!(changed.enis.keys().collect::<Vec<_>>(), ["eni-a", "eni-c"]);
+        assert_eq!(changed.enis["eni-a"], learned(ROWS).enis["eni-a"]);
+        assert!(changed.owners.is_empty());
+        assert_eq!(known, learned(ROWS));
+        // A smaller owner of a known address is a change, the larger one is not.
+        let mut known = learned(&ROWS[..1]);
+        assert_eq!(known.eni_of("10.0.1.5"), Some("eni-b"));
+        let changed = learn(&mut known, &ROWS[2..3]);
+        assert_eq!(changed.eni_of("10.0.1.5"), Some("eni-a"));
+        assert!(learn(&mut known, &ROWS[..1]).owners.is_empty());
+        // Merging each change into a detector's inventory equals learning it all.
+        let mut detector = Inventory::default();
+        let mut known = Inventory::default();
+        for lines in [&ROWS[3..], &ROWS[..2], ROWS] {
+            detector.absorb(&learn(&mut known, lines));
+        }
+        assert_eq!(detector, learned(ROWS));
     }
 
     #[test]
