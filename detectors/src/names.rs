@@ -49,6 +49,15 @@ fn slot(view: u128) -> usize {
 }
 
 impl<'a> Names<'a> {
+    /// Room for `distinct` strings before the index grows.
+    pub fn with_capacity(distinct: usize) -> Self {
+        Names {
+            values: Vec::with_capacity(distinct),
+            index: PlHashMap::with_capacity_and_hasher(distinct, Default::default()),
+            ..Names::default()
+        }
+    }
+
     /// The text of `code`.
     ///
     /// # Panics

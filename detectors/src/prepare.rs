@@ -240,7 +240,8 @@ impl<'a> FlowRows<'a> {
         K: std::hash::Hash + Eq,
         V: Default,
     {
-        let mut groups = PlHashMap::default();
+        // Room for a group per 32 rows before the table grows.
+        let mut groups = PlHashMap::with_capacity_and_hasher(self.len() / 32, Default::default());
         for i in 0..self.len() {
             if let Some(k) = key(i) {
                 add(groups.entry(k).or_default(), i);
@@ -257,7 +258,8 @@ impl<'a> FlowRows<'a> {
 /// A batch does not have the canonical `flows` schema.
 pub fn flow_rows<'a>(batches: &'a [RecordBatch], allow: &Allow) -> Result<FlowRows<'a>> {
     let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let mut names = Names::default();
+    // Distinct addresses and interfaces: a few thousand per 16 K rows here.
+    let mut names = Names::with_capacity(n / 8);
     let [mut src, mut dst, mut psrc, mut pdst, mut eni] =
         std::array::from_fn(|_| Vec::with_capacity(n));
     let mut dirs = Vec::with_capacity(n);
