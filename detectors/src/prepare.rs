@@ -7,6 +7,7 @@
 //! columns (one owner for their names; source columns keep their schema names,
 //! `flowlens_model::waf::col`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -153,6 +154,8 @@ pub mod fact {
     pub const TCP_OR_UDP: u16 = 1 << 6;
     /// A probe rather than a session: SYN only (`tcp_flags` 2) or at most 2 packets.
     pub const SHORT: u16 = 1 << 7;
+    /// `start` is null: the record is in no window.
+    pub const NO_START: u16 = 1 << 8;
 }
 
 /// A flows chunk as the flow detectors read it: one entry per row in every column,
@@ -175,10 +178,12 @@ pub struct FlowRows<'a> {
     scope: Vec<Scope>,
     /// `flow_direction` ([`direction`]).
     pub direction: Vec<i32>,
-    /// `start` (unix seconds); a record without one is in no window.
-    pub start: Vec<Option<i64>>,
-    /// `bytes` (0 for a null).
-    pub bytes: Vec<i64>,
+    /// `start` (unix seconds) where [`fact::NO_START`] is clear (read through
+    /// [`FlowRows::window`]); the batch's own buffer when the chunk is one batch.
+    start: Cow<'a, [i64]>,
+    /// `bytes` (0 for a null); the batch's own buffer when the chunk is one batch
+    /// without nulls.
+    pub bytes: Cow<'a, [i64]>,
     /// The service port of the connection (`dstport`, or `srcport` for a response).
     pub svc_port: Vec<Option<i32>>,
     /// [`fact`] bits.
@@ -220,7 +225,11 @@ impl<'a> FlowRows<'a> {
     /// Start of the `window_secs` window of row `i` (none without a `start`).
     #[inline]
     pub fn window(&self, i: usize, window_secs: i64) -> Option<i64> {
-        self.start[i].map(|s| s - s.rem_euclid(window_secs))
+        if self.facts[i] & fact::NO_START != 0 {
+            return None;
+        }
+        let s = self.start[i];
+        Some(s - s.rem_euclid(window_secs))
     }
 
     /// Groups the rows by `key` (rows without one are left out) and folds each group
@@ -266,8 +275,8 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], allow: &Allow) -> Result<FlowRo
     let (ingress, egress) = (make_view(b"ingress", 0, 0), make_view(b"egress", 0, 0));
     let mut facts: Vec<u16> = Vec::with_capacity(n);
     let mut svc: Vec<Option<i32>> = Vec::with_capacity(n);
-    let mut start: Vec<Option<i64>> = Vec::with_capacity(n);
-    let mut bytes: Vec<i64> = Vec::with_capacity(n);
+    let mut start: Vec<Cow<'a, [i64]>> = Vec::with_capacity(batches.len());
+    let mut bytes: Vec<Cow<'a, [i64]>> = Vec::with_capacity(batches.len());
     let (accept_view, reject_view) = (make_view(b"ACCEPT", 0, 0), make_view(b"REJECT", 0, 0));
     let opt = |a: &Int32Array, i: usize| a.is_valid(i).then(|| a.value(i));
     for batch in batches {
@@ -303,6 +312,7 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], allow: &Allow) -> Result<FlowRo
         let src_service = strs(batch, flows::col::PKT_SRC_AWS_SERVICE)?;
         let dst_service = strs(batch, flows::col::PKT_DST_AWS_SERVICE)?;
         let views = action.views();
+        let s = i64s(batch, flows::col::START)?;
         for i in 0..batch.num_rows() {
             let (p, f) = (opt(proto, i), opt(flags, i));
             let r = is_response(p, f, opt(sport, i), opt(dport, i));
@@ -317,22 +327,29 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], allow: &Allow) -> Result<FlowRo
                     | bit(src_service.is_valid(i), fact::SRC_AWS_SERVICE)
                     | bit(dst_service.is_valid(i), fact::DST_AWS_SERVICE)
                     | bit(matches!(p, Some(6 | 17)), fact::TCP_OR_UDP)
-                    | bit(short, fact::SHORT),
+                    | bit(short, fact::SHORT)
+                    | bit(s.is_null(i), fact::NO_START),
             );
         }
-        let s = i64s(batch, flows::col::START)?;
-        start.extend((0..s.len()).map(|i| s.is_valid(i).then(|| s.value(i))));
+        start.push(Cow::Borrowed(s.values()));
         let b = i64s(batch, flows::col::BYTES)?;
-        match b.nulls() {
-            None => bytes.extend_from_slice(b.values()),
-            Some(nulls) => bytes.extend(
+        bytes.push(match b.nulls() {
+            None => Cow::Borrowed(b.values()),
+            Some(nulls) => Cow::Owned(
                 b.values()
                     .iter()
                     .zip(nulls.iter())
-                    .map(|(v, ok)| if ok { *v } else { 0 }),
+                    .map(|(v, ok)| if ok { *v } else { 0 })
+                    .collect(),
             ),
-        }
+        });
     }
+    // One batch (the usual chunk): its buffers as they are; else one copy.
+    let joined = |mut parts: Vec<Cow<'a, [i64]>>| match parts.len() {
+        1 => parts.remove(0),
+        _ => Cow::Owned(parts.concat()),
+    };
+    let (start, bytes) = (joined(start), joined(bytes));
 
     // Scope and allowlists: judged once per distinct name (interfaces included: a
     // handful), then per row by code.
@@ -607,10 +624,11 @@ mod tests {
                 direction::OTHER
             ]
         );
-        assert_eq!(rows.start, [Some(1), Some(1), None, Some(301)]);
+        let starts: Vec<_> = (0..rows.len()).map(|i| rows.window(i, 1)).collect();
+        assert_eq!(starts, [Some(1), Some(1), None, Some(301)]);
         assert_eq!(rows.window(3, 300), Some(300));
         assert_eq!(rows.window(2, 300), None);
-        assert_eq!(rows.bytes, [100, 100, 0, 60]);
+        assert_eq!(*rows.bytes, [100, 100, 0, 60]);
         // Row 1 answers (SYN-ACK): its service port is its source port.
         assert_eq!(rows.svc_port, [Some(443), Some(443), None, Some(22)]);
         use fact::*;
@@ -619,13 +637,28 @@ mod tests {
             [
                 ACCEPT | TCP_OR_UDP | SHORT,
                 REJECT | RESPONSE | TCP_OR_UDP,
-                0,
+                NO_START,
                 // 203.0.113.9 is allowlisted; 9 packets, no flags: not short.
                 ACCEPT | TCP_OR_UDP | ALLOWED
             ]
         );
         assert!(rows.is(0, ACCEPT | SHORT, REJECT));
         assert!(!rows.is(0, ACCEPT, SHORT));
+
+        // The same rows in two batches (copied columns rather than the batch's own)
+        // read the same.
+        let two = [b[0].slice(0, 2), b[0].slice(2, 2)];
+        let split = flow_rows(&two, &allow).unwrap();
+        let windows = |r: &FlowRows<'_>| (0..r.len()).map(|i| r.window(i, 300)).collect::<Vec<_>>();
+        assert_eq!(windows(&split), windows(&rows));
+        assert_eq!(split.bytes, rows.bytes);
+        assert_eq!(split.facts, rows.facts);
+        let split_text = split
+            .psrc
+            .iter()
+            .map(|c| split.name(*c))
+            .collect::<Vec<_>>();
+        assert_eq!(split_text, text(&rows.psrc));
     }
 
     #[test]
