@@ -267,7 +267,8 @@ impl<'a> FlowRows<'a> {
 /// A batch does not have the canonical `flows` schema.
 pub fn flow_rows<'a>(batches: &'a [RecordBatch], allow: &Allow) -> Result<FlowRows<'a>> {
     let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    // Distinct addresses and interfaces: a few thousand per 16 K rows here.
+    // Distinct addresses and interfaces: about a thousand per 16 K rows of the
+    // generated traffic; room for one per 8 rows.
     let mut names = Names::with_capacity(n / 8);
     let [mut src, mut dst, mut psrc, mut pdst, mut eni] =
         std::array::from_fn(|_| Vec::with_capacity(n));
