@@ -163,11 +163,43 @@ struct State {
     windows: Windows<Ents>,
     history: BTreeMap<String, History>,
     inventory: Inventory,
-    /// Texts of the open windows' entities, destinations and interfaces.
+    /// Texts of the open windows' entities, destinations and interfaces (and, until
+    /// the next [`State::compact`], of closed ones).
     atoms: Atoms,
+    /// Number of atoms after the last compaction.
+    live_atoms: usize,
 }
 
+/// Atoms are renumbered once they outgrow twice what was live at the last compaction,
+/// and at least this many: a run over months of logs keeps the texts of its open
+/// windows, not of every destination it ever saw.
+const COMPACT_AT: usize = 64 * 1024;
+
 impl State {
+    /// Renumbers the open windows' texts into fresh atoms, dropping those of closed
+    /// windows.
+    fn compact(&mut self) {
+        let old = std::mem::take(&mut self.atoms);
+        let atoms = &mut self.atoms;
+        let mut renumber = |id: u32| atoms.id(old.text(id));
+        for ents in self.windows.open.values_mut() {
+            *ents = std::mem::take(ents)
+                .into_iter()
+                .map(|(e, mut w)| {
+                    w.peers = std::mem::take(&mut w.peers)
+                        .into_iter()
+                        .map(|(p, ports)| (renumber(p), ports))
+                        .collect();
+                    for i in &mut w.enis {
+                        *i = renumber(*i);
+                    }
+                    (renumber(e), w)
+                })
+                .collect();
+        }
+        self.live_atoms = self.atoms.len();
+    }
+
     fn save(&self) -> Saved {
         let atoms = &self.atoms;
         let text = |id: &u32| atoms.text(*id).to_string();
@@ -230,6 +262,7 @@ impl State {
             },
             history: saved.history,
             inventory: saved.inventory,
+            live_atoms: atoms.len(),
             atoms,
         }
     }
@@ -575,9 +608,8 @@ impl Detector for Exfiltration {
                 );
             }
         }
-        if self.state.windows.open.is_empty() {
-            // Nothing refers to the texts any more.
-            self.state.atoms = Atoms::default();
+        if self.state.atoms.len() > (2 * self.state.live_atoms).max(COMPACT_AT) {
+            self.state.compact();
         }
         Ok(out)
     }
@@ -642,6 +674,35 @@ mod tests {
         assert!(enis(&mut r).get("eni-0aaa").is_none());
         r.observe(LogKind::Flows, &a).unwrap();
         assert!(enis(&mut r).get("eni-0aaa").is_some());
+    }
+
+    #[test]
+    fn compacting_keeps_the_open_windows_and_drops_closed_texts() {
+        let line = |i: u32, t: i64| {
+            format!(
+                "2 123456789012 eni-0aaa 10.0.0.5 203.0.{}.{} 40001 443 6 10 5000 {t} {} ACCEPT OK",
+                i / 250,
+                i % 250,
+                t + 60
+            )
+        };
+        // Window 1699999800 gets 300 destinations and closes; 1700000400 stays open.
+        let closed: Vec<String> = (0..300).map(|i| line(i, 1_700_000_000)).collect();
+        let open: Vec<String> = (0..3).map(|i| line(1000 + i, 1_700_000_500)).collect();
+        let batch =
+            |v: &[String]| flows_batch(HEADER, &v.iter().map(String::as_str).collect::<Vec<_>>());
+        let mut d = super::Exfiltration::new(&only_exfiltration());
+        let mut r = Registry::new(only_exfiltration());
+        r.observe(LogKind::Flows, &batch(&closed)).unwrap();
+        r.observe(LogKind::Flows, &batch(&open)).unwrap();
+        let state = r.state().unwrap()["detectors"]["exfiltration-spike"].clone();
+        crate::Detector::restore(&mut d, state).unwrap();
+        crate::Detector::flush(&mut d, 1_700_000_400).unwrap();
+        let before = crate::Detector::state(&d).unwrap();
+        assert_eq!(d.state.atoms.len(), 300 + 3 + 2); // destinations, entity, interface
+        d.state.compact();
+        assert_eq!(d.state.atoms.len(), 3 + 2);
+        assert_eq!(crate::Detector::state(&d).unwrap(), before);
     }
 
     #[test]
