@@ -16,6 +16,7 @@ use flowlens_model::LogKind;
 use flowlens_model::archive::{FINDINGS_TABLE, findings_schema, part};
 
 use crate::error::{Position, QueryError, Result, parse_position};
+use crate::local_store::LocalArchiveStore;
 
 /// How to reach S3 (credentials come from the environment: `AWS_ACCESS_KEY_ID`, ...,
 /// the ECS container or the EC2 instance role).
@@ -282,6 +283,8 @@ impl Archive {
                 ));
             }
             let abs = dir.canonicalize().map_err(|e| bad(e.to_string()))?;
+            let url = url::Url::parse("file://").map_err(|e| bad(e.to_string()))?;
+            ctx.register_object_store(&url, Arc::new(LocalArchiveStore::default()));
             format!("{}/", abs.display())
         };
         for (name, schema, keys) in tables() {
