@@ -2,8 +2,8 @@
 //! the column-chunk reads of a query happen on the task that asked for them.
 //!
 //! `LocalFileSystem` runs every read on tokio's blocking pool, so each file of a scan
-//! costs a hand-off to another thread and a wake-up back (about a tenth of a one-thread
-//! aggregation's time went to those switches). An archive is read from local disk,
+//! costs a hand-off to another thread and a wake-up back (a one-thread aggregation over
+//! 72 files spent about a sixth of its time on them). An archive is read from local disk,
 //! almost always from the page cache, where a positional read of a few hundred
 //! kilobytes takes microseconds: less than the hand-off itself. Everything else
 //! (listing, footers, writes) goes to `LocalFileSystem` unchanged, so paths, errors
@@ -41,7 +41,7 @@ fn read_ranges(path: &std::path::Path, ranges: &[Range<u64>]) -> std::io::Result
     ranges
         .iter()
         .map(|r| {
-            let len = usize::try_from(r.end.saturating_sub(r.start))
+            let len = usize::try_from(r.end - r.start)
                 .map_err(|_| std::io::Error::other("range larger than memory"))?;
             let mut buf = vec![0; len];
             file.seek(SeekFrom::Start(r.start))?;
@@ -75,6 +75,13 @@ impl ObjectStore for LocalArchiveStore {
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        if let Some(r) = ranges.iter().find(|r| r.start > r.end) {
+            // `LocalFileSystem` would overflow on it (a panic in debug builds).
+            return Err(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: format!("invalid range {r:?} of {location}").into(),
+            });
+        }
         let path = self.inner.path_to_filesystem(location)?;
         match read_ranges(&path, ranges) {
             Ok(bytes) => Ok(bytes),
@@ -129,6 +136,12 @@ mod tests {
         // Past the end, or no such file: the inner store's error.
         let past = store.get_ranges(&path, &[99_000..100_001, 0..1]).await;
         assert!(past.is_err(), "{past:?}");
+        #[allow(clippy::reversed_empty_ranges)]
+        let inverted = store.get_ranges(&path, &[0..1, 9..3]).await.unwrap_err();
+        assert!(
+            inverted.to_string().contains("invalid range 9..3"),
+            "{inverted}"
+        );
         let missing = Path::parse(path.as_ref().replace("a.parquet", "b.parquet")).unwrap();
         let err = store.get_ranges(&missing, &[0..1, 2..3]).await.unwrap_err();
         assert!(matches!(err, object_store::Error::NotFound { .. }), "{err}");
