@@ -2,8 +2,9 @@
 //!
 //! The same in-memory gzip text objects (the generator's traffic, v5 custom order: the
 //! fields every detector reads) are decoded alone, then decoded and fed to all five
-//! detectors (registry, the flow detectors' one-pass aggregations, flush). Prints records/s (best of several
-//! runs, one thread: polars is limited to one thread too) and the peak heap used on top
+//! detectors (registry, the flow detectors' one-pass aggregations, flush). Prints
+//! records/s (best of several runs, one thread: polars, which the WAF detector uses, is
+//! limited to one thread too) and the peak heap used on top
 //! of the input (a counting allocator wrapper: exact, independent of the allocator's
 //! resident memory), for N records and for 4 × N records over the same hosts.
 // Implementing GlobalAlloc is unsafe by definition; the wrapper only counts. Setting

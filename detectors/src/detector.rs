@@ -100,23 +100,31 @@ pub trait Detector: Send {
     fn merge(&mut self, other: Value) -> Result<()>;
 }
 
+/// A detector's saved state as JSON.
+pub(crate) fn state_to_json<T: serde::Serialize>(state: &T) -> Result<Value> {
+    serde_json::to_value(state).map_err(|e| Error::State(e.to_string()))
+}
+
+/// A detector's saved state from JSON.
+pub(crate) fn state_from_json<T: serde::de::DeserializeOwned>(value: Value) -> Result<T> {
+    serde_json::from_value(value).map_err(|e| Error::State(e.to_string()))
+}
+
 /// Implements `state`/`restore`/`merge` for a detector whose state is a serde type
 /// implementing [`crate::stats::Merge`] in a field named `state`.
 macro_rules! state_methods {
     () => {
         fn state(&self) -> $crate::Result<serde_json::Value> {
-            serde_json::to_value(&self.state).map_err(|e| $crate::Error::State(e.to_string()))
+            $crate::detector::state_to_json(&self.state)
         }
 
         fn restore(&mut self, state: serde_json::Value) -> $crate::Result<()> {
-            self.state =
-                serde_json::from_value(state).map_err(|e| $crate::Error::State(e.to_string()))?;
+            self.state = $crate::detector::state_from_json(state)?;
             Ok(())
         }
 
         fn merge(&mut self, other: serde_json::Value) -> $crate::Result<()> {
-            let other =
-                serde_json::from_value(other).map_err(|e| $crate::Error::State(e.to_string()))?;
+            let other = $crate::detector::state_from_json(other)?;
             $crate::stats::Merge::merge(&mut self.state, other);
             Ok(())
         }

@@ -19,7 +19,7 @@ use smallvec::SmallVec;
 use crate::Result;
 use crate::atoms::Atoms;
 use crate::config::{Config, ExfiltrationConfig};
-use crate::detector::{Chunk, Detector};
+use crate::detector::{Chunk, Detector, state_from_json, state_to_json};
 use crate::inventory::Inventory;
 use crate::names::NONE;
 use crate::net::Scope;
@@ -211,30 +211,20 @@ impl State {
                 .collect(),
             enis: w.enis.iter().map(text).collect(),
         };
+        let open = self.windows.open.iter().map(|(start, ents)| {
+            let ents = ents.iter().map(|(e, w)| (text(e), win(w))).collect();
+            (*start, ents)
+        });
         Saved {
-            windows: Windows {
-                closed_before: self.windows.closed_before,
-                late_rows: self.windows.late_rows,
-                open: self
-                    .windows
-                    .open
-                    .iter()
-                    .map(|(start, ents)| {
-                        let ents = ents.iter().map(|(e, w)| (text(e), win(w))).collect();
-                        (*start, ents)
-                    })
-                    .collect(),
-            },
+            windows: self.windows.with_open(open.collect()),
             history: self.history.clone(),
             inventory: self.inventory.clone(),
         }
     }
 
-    fn load(saved: Saved) -> State {
+    fn load(mut saved: Saved) -> State {
         let mut atoms = Atoms::default();
-        let open = saved
-            .windows
-            .open
+        let open = std::mem::take(&mut saved.windows.open)
             .into_iter()
             .map(|(start, ents)| {
                 let ents = ents
@@ -255,11 +245,7 @@ impl State {
             })
             .collect();
         State {
-            windows: Windows {
-                closed_before: saved.windows.closed_before,
-                late_rows: saved.windows.late_rows,
-                open,
-            },
+            windows: saved.windows.with_open(open),
             history: saved.history,
             inventory: saved.inventory,
             live_atoms: atoms.len(),
@@ -615,21 +601,17 @@ impl Detector for Exfiltration {
     }
 
     fn state(&self) -> Result<serde_json::Value> {
-        serde_json::to_value(self.state.save()).map_err(|e| crate::Error::State(e.to_string()))
+        state_to_json(&self.state.save())
     }
 
     fn restore(&mut self, state: serde_json::Value) -> Result<()> {
-        let saved: Saved =
-            serde_json::from_value(state).map_err(|e| crate::Error::State(e.to_string()))?;
-        self.state = State::load(saved);
+        self.state = State::load(state_from_json(state)?);
         Ok(())
     }
 
     fn merge(&mut self, other: serde_json::Value) -> Result<()> {
-        let other: Saved =
-            serde_json::from_value(other).map_err(|e| crate::Error::State(e.to_string()))?;
         let mut saved = self.state.save();
-        saved.merge(other);
+        saved.merge(state_from_json::<Saved>(other)?);
         self.state = State::load(saved);
         Ok(())
     }

@@ -65,6 +65,19 @@ impl<T> Default for Windows<T> {
     }
 }
 
+impl<T> Windows<T> {
+    /// The same windows (closed before the same start, the same late rows) holding
+    /// `open`: for a detector that keeps its open windows in another form than it
+    /// saves them.
+    pub fn with_open<U>(&self, open: BTreeMap<i64, U>) -> Windows<U> {
+        Windows {
+            closed_before: self.closed_before,
+            late_rows: self.late_rows,
+            open,
+        }
+    }
+}
+
 impl<T: Default> Windows<T> {
     /// The open window starting at `start`; `None` (and `rows` counted as late) if
     /// that window is closed.
