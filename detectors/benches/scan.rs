@@ -135,6 +135,7 @@ fn scan(objects: &[Vec<u8>], mut registry: Option<&mut Registry>) -> (usize, usi
         }
         d.finish().expect("clean input");
         take(&mut d, &mut rows);
+        assert!(d.take_late_failure().is_none(), "clean input");
     }
     let findings = registry.map_or(0, |r| r.flush(i64::MAX).expect("flush").len());
     (rows, findings)

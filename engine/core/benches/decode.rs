@@ -126,6 +126,7 @@ fn decode_all(objects: &[Vec<u8>]) -> usize {
         while let Some((_, b)) = d.take_batch() {
             rows += b.num_rows();
         }
+        assert!(d.take_late_failure().is_none(), "clean input");
         assert_eq!(d.stats().malformed, 0);
     }
     rows
@@ -139,14 +140,20 @@ fn thread_cpu_secs() -> Option<f64> {
     Some(ns as f64 / 1e9)
 }
 
-/// Inflates every object with libdeflate and nothing else: the ceiling a gz scenario's
-/// decode can reach on one core. Returns `records` (the inflated bytes are not parsed).
+/// Inflates every object with libdeflate and verifies its checksums, nothing else:
+/// about the ceiling a gz scenario's decode can reach on one core (the decoder computes
+/// the checksums over slices it has just parsed, which are still in the cache; here they
+/// are read back after the whole object). Returns `records` (the bytes are not parsed).
 #[inline(never)]
 fn inflate_all(objects: &[Vec<u8>], records: usize) -> usize {
     let mut out = flowlens_engine::decode::inflate::buffer();
     for object in objects {
-        flowlens_engine::decode::inflate::gunzip_all(object, &mut out).expect("clean input");
+        let members =
+            flowlens_engine::decode::inflate::gunzip_all(object, &mut out).expect("clean input");
         assert!(out.ends_with(b"\n"));
+        flowlens_engine::decode::inflate::Checksums::new(members)
+            .verify(&out, out.len())
+            .expect("clean input");
     }
     flowlens_engine::decode::inflate::recycle(out);
     records

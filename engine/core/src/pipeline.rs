@@ -387,6 +387,10 @@ impl Scanner {
         if !forward(&mut decoder, &mut rows, &tx).await {
             return;
         }
+        let result = match (result, decoder.take_late_failure()) {
+            (Ok(()), Some(e)) => Err(error_chain(&e)),
+            (result, _) => result,
+        };
         outcome.done.records = rows.seen;
         outcome.done.status = match &result {
             Ok(()) => ObjectStatus::Complete,

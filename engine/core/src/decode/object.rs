@@ -118,10 +118,12 @@ enum Stage {
     Sniffing(Vec<u8>),
     /// Gzip, small so far: buffered for the fast whole-buffer inflate.
     GzipBuffered(Vec<u8>),
-    /// Gzip inflated whole; pushed to the record decoder a slice at a time.
+    /// Gzip inflated whole; pushed to the record decoder a slice at a time, each slice's
+    /// checksum share computed right after it is decoded (still in the cache).
     Inflated {
         sniffer: ContentSniffer,
         data: Vec<u8>,
+        checksums: inflate::Checksums,
         pos: usize,
         done: bool,
     },
@@ -140,6 +142,9 @@ pub struct ObjectDecoder {
     opts: DecodeOptions,
     stage: Stage,
     error: Option<Error>,
+    /// An object error found after [`ObjectDecoder::finish`], while batches were taken
+    /// (see [`ObjectDecoder::take_late_failure`]).
+    late_failure: Option<Error>,
     late_errors: Vec<RecordError>,
     raw_bytes: u64,
     finished: bool,
@@ -154,6 +159,7 @@ impl ObjectDecoder {
             opts,
             stage: Stage::Sniffing(Vec::with_capacity(4)),
             error: None,
+            late_failure: None,
             late_errors: Vec::new(),
             raw_bytes: 0,
             finished: false,
@@ -285,13 +291,21 @@ impl ObjectDecoder {
             let buf = std::mem::take(buf);
             let mut data = inflate::buffer();
             match inflate::gunzip_all(&buf, &mut data) {
-                Ok(()) => {
+                Ok(members) => {
                     let mut sniffer = ContentSniffer::new(self.ctx.clone(), self.opts.clone());
                     let first = data.len().min(INFLATED_SLICE);
                     sniffer.push(&data[..first]);
+                    let mut checksums = inflate::Checksums::new(members);
+                    if let Err(reason) = checksums.verify(&data, first) {
+                        self.late_failure = Some(Error::Object {
+                            object: self.ctx.object.clone(),
+                            reason,
+                        });
+                    }
                     self.stage = Stage::Inflated {
                         sniffer,
                         data,
+                        checksums,
                         pos: first,
                         done: false,
                     };
@@ -397,6 +411,7 @@ impl ObjectDecoder {
         if let Stage::Inflated {
             sniffer,
             data,
+            checksums,
             pos,
             done,
         } = &mut self.stage
@@ -411,6 +426,14 @@ impl ObjectDecoder {
                     let end = (*pos + INFLATED_SLICE).min(data.len());
                     sniffer.push(&data[*pos..end]);
                     *pos = end;
+                    if let Err(reason) = checksums.verify(data, end)
+                        && self.late_failure.is_none()
+                    {
+                        self.late_failure = Some(Error::Object {
+                            object: self.ctx.object.clone(),
+                            reason,
+                        });
+                    }
                 } else if !*done {
                     *done = true;
                     inflate::recycle(std::mem::take(data));
@@ -424,6 +447,15 @@ impl ObjectDecoder {
         }
         let (kind, d) = self.sniffer()?.decoder.as_mut()?;
         d.take_batch().map(|b| (*kind, b))
+    }
+
+    /// An object error found while the batches were taken after [`ObjectDecoder::finish`]:
+    /// the fast gzip path verifies each member's checksum as the record decoder takes
+    /// its output, so a corrupt object is known only once its last batch has been taken.
+    /// Call after the last batch; the batches taken stay valid (as with a gzip stream
+    /// that breaks part-way, the records before the error are kept).
+    pub fn take_late_failure(&mut self) -> Option<Error> {
+        self.late_failure.take()
     }
 
     /// Malformed-record reports since the last call.

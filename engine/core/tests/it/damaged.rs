@@ -94,6 +94,20 @@ fn exact_malformed_counts_and_nothing_good_lost() {
     lost_flow_records += v5.records - kept_rows;
     failed += 1;
 
+    // 3b. A gzip object whose checksum does not match: its records are decoded (as a
+    // stream that breaks part-way keeps those before the break) and the object is
+    // reported as corrupt.
+    let crc = of(ObjectFormat::V2Text).nth(1).unwrap();
+    let mut bent = std::fs::read(path(&crc.key)).unwrap();
+    let at = bent.len() - 8;
+    bent[at] ^= 0x40;
+    let kept = decode(&bent, None);
+    assert_eq!(kept.flows().num_rows() as u64, crc.records);
+    let reason = kept.failure.expect("a checksum failure");
+    assert!(reason.contains("CRC-32"), "{reason}");
+    std::fs::write(path(&crc.key), &bent).unwrap();
+    failed += 1;
+
     // 4. A cut parquet object cannot be read at all (its footer is gone).
     let pq = of(ObjectFormat::Parquet).next().unwrap();
     let full = std::fs::read(path(&pq.key)).unwrap();
@@ -166,5 +180,16 @@ fn exact_malformed_counts_and_nothing_good_lost() {
         r.errors
             .iter()
             .any(|e| e.object.ends_with(&pq.key) && e.reason.contains("parquet"))
+    );
+    let corrupt = r
+        .errors
+        .iter()
+        .find(|e| e.object.ends_with(&crc.key))
+        .unwrap();
+    assert!(
+        corrupt.line.is_none()
+            && corrupt.reason.contains("gzip member 1")
+            && corrupt.reason.contains("CRC-32"),
+        "{corrupt:?}"
     );
 }

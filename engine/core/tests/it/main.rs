@@ -86,8 +86,9 @@ fn decode_ctx(
         d.push(c);
         drain(&mut d);
     }
-    let failure = d.finish().err().map(|e| e.to_string());
+    let failure = d.finish().err();
     drain(&mut d);
+    let failure = failure.or(d.take_late_failure()).map(|e| e.to_string());
     let concat = |v: Vec<RecordBatch>| {
         (!v.is_empty()).then(|| concat_batches(&v[0].schema(), &v).expect("same schema"))
     };
