@@ -7,8 +7,9 @@
 //! The members' CRC-32s are not computed while inflating but later, a slice at a time,
 //! as the record decoder takes the output ([`Checksums`]): a large object's output no
 //! longer fits in the processor's cache by the time inflating ends, so a checksum pass
-//! right after it reads everything back from main memory (about a tenth of the decode
-//! time of a v5 object); a slice that was just decoded is still in the cache.
+//! right after it reads everything back from main memory (inflating v5 objects: 15 M
+//! records/s without that pass, 12 M with it); a slice that was just decoded is mostly
+//! still in the cache.
 //!
 //! The `unsafe` here is the FFI calls, with the buffer contracts libdeflate documents.
 #![allow(unsafe_code)]
@@ -31,12 +32,14 @@ pub const FAST_GZIP_MAX_OUTPUT: usize = 512 << 20;
 static SPARE: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
 /// At most this many spare buffers are kept ...
 const SPARE_BUFFERS: usize = 4;
-/// ... each of at most this capacity.
-const SPARE_MAX_BYTES: usize = 64 << 20;
+/// ... each of at most this capacity: room for a large object's output (AWS caps a
+/// flow-log file at 75 MB; the scan bench's 500 k-record v5 objects inflate to about
+/// 120 MB, and at 64 MiB their buffers were never reused).
+const SPARE_MAX_BYTES: usize = 128 << 20;
 
 /// An empty output buffer for [`gunzip_all`], reusing one that [`recycle`] kept. A
 /// fresh buffer of tens of MiB costs a page fault per 4 KiB the first time it is
-/// written (about a tenth of the decode time of a large object); a reused one does not.
+/// written (a quarter of the decode time of 120 MB v5 objects); a reused one does not.
 /// The spares never raise peak memory: they were all in use at once before.
 pub fn buffer() -> Vec<u8> {
     SPARE
@@ -256,7 +259,7 @@ impl Checksums {
     /// CRC-32: which member, and both checksums. Later calls check the later members.
     pub fn verify(&mut self, out: &[u8], upto: usize) -> Result<(), String> {
         let upto = upto.min(out.len()).max(self.checked);
-        // Past the last member is zero padding, which no member covers.
+        // The members cover the whole output, the last one ending at its end.
         while let Some(member) = self.members.get(self.member).copied() {
             let until = upto.min(member.end);
             self.crc = crc32(self.crc, &out[self.checked..until]);
