@@ -136,6 +136,18 @@ enum Stage {
     ParquetOpen(Box<ParquetFlows>, DecodeStats),
 }
 
+/// Keeps the first checksum failure of an inflated object as its late failure.
+fn note_checksum(late: &mut Option<Error>, ctx: &ObjectContext, checked: Result<(), String>) {
+    if let Err(reason) = checked
+        && late.is_none()
+    {
+        *late = Some(Error::Object {
+            object: ctx.object.clone(),
+            reason,
+        });
+    }
+}
+
 /// Decodes one object of any supported kind (see the module docs).
 pub struct ObjectDecoder {
     ctx: ObjectContext,
@@ -296,12 +308,8 @@ impl ObjectDecoder {
                     let first = data.len().min(INFLATED_SLICE);
                     sniffer.push(&data[..first]);
                     let mut checksums = inflate::Checksums::new(members);
-                    if let Err(reason) = checksums.verify(&data, first) {
-                        self.late_failure = Some(Error::Object {
-                            object: self.ctx.object.clone(),
-                            reason,
-                        });
-                    }
+                    let checked = checksums.verify(&data, first);
+                    note_checksum(&mut self.late_failure, &self.ctx, checked);
                     self.stage = Stage::Inflated {
                         sniffer,
                         data,
@@ -426,14 +434,8 @@ impl ObjectDecoder {
                     let end = (*pos + INFLATED_SLICE).min(data.len());
                     sniffer.push(&data[*pos..end]);
                     *pos = end;
-                    if let Err(reason) = checksums.verify(data, end)
-                        && self.late_failure.is_none()
-                    {
-                        self.late_failure = Some(Error::Object {
-                            object: self.ctx.object.clone(),
-                            reason,
-                        });
-                    }
+                    let checked = checksums.verify(data, end);
+                    note_checksum(&mut self.late_failure, &self.ctx, checked);
                 } else if !*done {
                     *done = true;
                     inflate::recycle(std::mem::take(data));
