@@ -22,6 +22,8 @@ use libdeflate_sys::{
     libdeflate_result_LIBDEFLATE_INSUFFICIENT_SPACE, libdeflate_result_LIBDEFLATE_SUCCESS,
 };
 
+use super::gzip::is_gzip;
+
 /// Compressed objects up to this size are inflated whole; larger ones stream.
 pub const FAST_GZIP_MAX_BYTES: usize = 8 << 20;
 
@@ -110,7 +112,7 @@ fn header_len(data: &[u8]) -> Option<usize> {
     const FCOMMENT: u8 = 1 << 4;
     const RESERVED: u8 = 0xe0;
     let fixed = data.get(..10)?;
-    if fixed[..3] != [0x1f, 0x8b, 8] || fixed[3] & RESERVED != 0 {
+    if !is_gzip(fixed) || fixed[3] & RESERVED != 0 {
         return None;
     }
     let flags = fixed[3];
@@ -158,7 +160,8 @@ pub fn gunzip_all(data: &[u8], out: &mut Vec<u8>) -> Result<Vec<Member>, Inflate
             if rest.iter().all(|b| *b == 0) {
                 break; // zero padding after the last member
             }
-            let body = &rest[header_len(rest).ok_or(InflateError::BadData)?..];
+            let header = header_len(rest).ok_or(InflateError::BadData)?;
+            let body = &rest[header..];
             // A trailer can be anything in a cut or multi-member input: trust the size it
             // gives only within deflate's maximum ratio (about 1032:1).
             let hint = match rest.len().checked_sub(4) {
@@ -215,7 +218,7 @@ pub fn gunzip_all(data: &[u8], out: &mut Vec<u8>) -> Result<Vec<Member>, Inflate
                 end: out.len(),
                 crc: word(0),
             });
-            pos = data.len() - (body.len() - used_in - 8);
+            pos += header + used_in + trailer.len();
         }
         Ok(members)
     })
