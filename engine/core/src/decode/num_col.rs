@@ -7,12 +7,13 @@ use arrow::array::builder::NullBufferBuilder;
 use arrow::buffer::ScalarBuffer;
 use arrow::datatypes::ArrowPrimitiveType;
 
-use super::col_run::{self, RunSlots};
+use super::col_run::{self, RunNulls, RunSlots};
 
 /// Builds one primitive column.
 pub(crate) struct NumCol<T: ArrowPrimitiveType> {
     values: Vec<T::Native>,
     nulls: NullBufferBuilder,
+    run_nulls: RunNulls,
 }
 
 impl<T: ArrowPrimitiveType> NumCol<T> {
@@ -20,6 +21,7 @@ impl<T: ArrowPrimitiveType> NumCol<T> {
         NumCol {
             values: Vec::with_capacity(rows),
             nulls: NullBufferBuilder::new(rows),
+            run_nulls: RunNulls::default(),
         }
     }
 
@@ -41,14 +43,20 @@ impl<T: ArrowPrimitiveType> NumCol<T> {
         self.nulls.append_null();
     }
 
-    /// Appends a run of rows by index (see [`col_run::fill`]).
+    /// Appends a run of at most `rows` rows (see [`col_run::fill`]); returns how many.
     #[inline(always)]
     pub(crate) fn fill_run(
         &mut self,
         rows: usize,
-        write: impl FnOnce(&mut RunSlots<'_, T::Native>) -> usize,
+        write: impl FnOnce(&mut RunSlots<'_, T::Native>),
     ) -> usize {
-        col_run::fill(&mut self.values, &mut self.nulls, rows, write)
+        col_run::fill(
+            &mut self.values,
+            &mut self.nulls,
+            &mut self.run_nulls,
+            rows,
+            write,
+        )
     }
 
     /// Keeps the first `rows` values.

@@ -15,7 +15,7 @@ use arrow::array::StringViewArray;
 use arrow::array::builder::{NullBufferBuilder, make_view};
 use arrow::buffer::{Buffer, ScalarBuffer};
 
-use super::col_run::{self, RunSlots};
+use super::col_run::{self, RunNulls, RunSlots};
 
 /// The `Utf8View` view of a value of at most 12 bytes, given the little-endian word
 /// whose low bytes are the value (as `vpc_text::fast::load16` loads it).
@@ -83,6 +83,7 @@ const RECENT: usize = 64;
 pub(crate) struct StrCol {
     views: Vec<u128>,
     nulls: NullBufferBuilder,
+    run_nulls: RunNulls,
     values: Values,
 }
 
@@ -100,6 +101,7 @@ impl StrCol {
         StrCol {
             views: Vec::with_capacity(rows),
             nulls: NullBufferBuilder::new(rows),
+            run_nulls: RunNulls::default(),
             values: Values {
                 data: Vec::with_capacity(rows * 8),
                 recent: Box::new([0; RECENT]),
@@ -127,18 +129,22 @@ impl StrCol {
         self.nulls.append_non_null();
     }
 
-    /// Appends a run of rows by index (see [`col_run::fill`]): `write` sets each row's
-    /// view, made by `Values`.
+    /// Appends a run of at most `rows` rows (see [`col_run::fill`]): `write` appends
+    /// each row's view, made by `Values`; returns how many rows it appended.
     #[inline(always)]
     pub(crate) fn fill_run(
         &mut self,
         rows: usize,
-        write: impl FnOnce(&mut RunSlots<'_, u128>, &mut Values) -> usize,
+        write: impl FnOnce(&mut RunSlots<'_, u128>, &mut Values),
     ) -> usize {
         let values = &mut self.values;
-        col_run::fill(&mut self.views, &mut self.nulls, rows, |slots| {
-            write(slots, values)
-        })
+        col_run::fill(
+            &mut self.views,
+            &mut self.nulls,
+            &mut self.run_nulls,
+            rows,
+            |slots| write(slots, values),
+        )
     }
 
     /// Keeps the first `rows` values (the bytes of dropped ones stay unreferenced in
@@ -264,8 +270,7 @@ mod tests {
                             w
                         });
                         c.fill_run(1, |slots, values| {
-                            slots.set(0, values.view_ascii(v.as_bytes(), head));
-                            1
+                            slots.push(values.view_ascii(v.as_bytes(), head));
                         });
                     }
                     Some(v) => c.append_value(v),

@@ -6,9 +6,9 @@
 //! so the index already is a table of every token of the run. [`Active::fast_run`]
 //! fills each column for all the records of the run at once (as many as the window
 //! holds, up to a limit the caller sets): a column's loop knows its type, so no record
-//! pays a dispatch per field, and each builder is written in one stream: the run's
-//! slots are added at once and written by row, the validity appended per stretch
-//! ([`crate::decode::col_run`]).
+//! pays a dispatch per field, and each builder is written in one stream: room for the
+//! run is reserved at once and the rows written into it in order, the validity appended
+//! per stretch ([`crate::decode::col_run`]).
 //!
 //! Each column checks its own tokens: not empty, followed by the
 //! separator its position calls for (a single space, or the newline after the last
@@ -82,26 +82,20 @@ impl Tokens<'_> {
         plain.then(|| (start, &self.buf[start..end]))
     }
 
-    /// Hands `take` field `k` of each of the first `rows` rows — the row, and the
-    /// token's start and bytes or `None` for `-` — while the tokens are plain and
-    /// `take` accepts them; returns how many rows it took.
+    /// Hands `take` field `k` of each of the first `rows` rows, in order — the token's
+    /// start and bytes, or `None` for `-` — while the tokens are plain and `take`
+    /// accepts them.
     #[inline(always)]
-    fn each(
-        &self,
-        k: usize,
-        rows: usize,
-        mut take: impl FnMut(usize, Option<(usize, &[u8])>) -> bool,
-    ) -> usize {
+    fn each(&self, k: usize, rows: usize, mut take: impl FnMut(Option<(usize, &[u8])>) -> bool) {
         let separator = self.separator(k);
         for r in 0..rows {
             let Some((start, token)) = self.token(r, k, separator) else {
-                return r;
+                return;
             };
-            if !take(r, (token != b"-").then_some((start, token))) {
-                return r;
+            if !take((token != b"-").then_some((start, token))) {
+                return;
             }
         }
-        rows
     }
 
     /// The byte after field `k` of a plain record.
@@ -123,15 +117,15 @@ fn numbers<T: ArrowPrimitiveType>(
     native: impl Fn(u64) -> T::Native,
 ) -> usize {
     column.fill_run(rows, |slots| {
-        tokens.each(k, rows, |r, value| match value {
+        tokens.each(k, rows, |value| match value {
             None => {
-                slots.set_null(r);
+                slots.push_null();
                 true
             }
             Some((start, token)) => {
                 match fast::parse_uint(fast::load16(tokens.buf, start), token) {
                     Some(v) if v <= max => {
-                        slots.set(r, native(v));
+                        slots.push(native(v));
                         true
                     }
                     _ => false,
@@ -153,13 +147,13 @@ fn texts(
 ) -> usize {
     column.fill_run(rows, |slots, values| {
         let fill = fill.map(|f| values.view(f));
-        tokens.each(k, rows, |r, value| {
+        tokens.each(k, rows, |value| {
             match (value, fill) {
                 (Some((start, token)), _) => {
-                    slots.set(r, values.view_ascii(token, fast::load16(tokens.buf, start)))
+                    slots.push(values.view_ascii(token, fast::load16(tokens.buf, start)))
                 }
-                (None, Some(fill)) => slots.set(r, fill),
-                (None, None) => slots.set_null(r),
+                (None, Some(fill)) => slots.push(fill),
+                (None, None) => slots.push_null(),
             }
             true
         })
