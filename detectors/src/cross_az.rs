@@ -18,7 +18,7 @@ use crate::Result;
 use crate::config::{Config, CrossAzConfig};
 use crate::detector::{Chunk, Detector, state_methods};
 use crate::inventory::Inventory;
-use crate::net::{Scope, parse_ip};
+use crate::net::parse_ip;
 use crate::prepare::fact;
 use crate::render;
 use crate::rows::slot;
@@ -267,10 +267,11 @@ impl Detector for CrossAz {
         // destination, service port, interface): (bytes, flows).
         let groups = rows.aggregate(
             |i| {
-                if !(rows.is(i, fact::ACCEPT, fact::ALLOWED)
-                    && rows.scope(rows.src[i]) == Scope::Private
-                    && rows.scope(rows.dst[i]) == Scope::Private
-                    && rows.bytes[i] > 0)
+                if !(rows.is(
+                    i,
+                    fact::ACCEPT | fact::SRC_PRIVATE | fact::DST_PRIVATE,
+                    fact::ALLOWED,
+                ) && rows.bytes[i] > 0)
                 {
                     return None;
                 }

@@ -7,7 +7,7 @@ use polars::prelude::DataFrame;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::inventory::Inventory;
+use crate::inventory::{self, Inventory};
 use crate::{Error, Result, prepare};
 
 /// One chunk of rows as the detectors see it: flows or WAF requests.
@@ -153,6 +153,10 @@ pub struct Registry {
     /// The VPC inventory learned from the flows observed since the last `restore`:
     /// each chunk hands the detectors only what it changed.
     known: Inventory,
+    learning: inventory::Tables,
+    /// The run's addresses and interfaces as codes, judged once each (at most
+    /// [`prepare::FlowNames::MAX`] before the codes start over).
+    lex: prepare::FlowNames,
 }
 
 impl Registry {
@@ -175,11 +179,13 @@ impl Registry {
             detectors.push(Box::new(crate::exposure::Exposure::new(&config)));
         }
         Registry {
+            lex: prepare::FlowNames::new(config.allow.clone()),
             config,
             detectors,
             pending_flows: Vec::new(),
             pending_waf: None,
             known: Inventory::default(),
+            learning: inventory::Tables::default(),
         }
     }
 
@@ -248,7 +254,7 @@ impl Registry {
     }
 
     fn drain(&mut self, kind: LogKind) -> Result<()> {
-        // The chunk's names borrow from its batches.
+        // The chunk's rows borrow from its batches and the run's names.
         let batches;
         let chunk = match kind {
             LogKind::Flows => {
@@ -256,8 +262,9 @@ impl Registry {
                     return Ok(());
                 }
                 batches = std::mem::take(&mut self.pending_flows);
-                let rows = prepare::flow_rows(&batches, &self.config.allow)?;
-                let learned = self.known.learn(&batches, &rows)?;
+                self.lex.bound(prepare::FlowNames::MAX);
+                let rows = prepare::flow_rows(&batches, &mut self.lex)?;
+                let learned = self.known.learn(&batches, &rows, &mut self.learning)?;
                 Chunk::Flows {
                     rows: Box::new(rows),
                     learned,

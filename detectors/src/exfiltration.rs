@@ -22,8 +22,7 @@ use crate::config::{Config, ExfiltrationConfig};
 use crate::detector::{Chunk, Detector, state_from_json, state_to_json};
 use crate::inventory::Inventory;
 use crate::names::NONE;
-use crate::net::Scope;
-use crate::prepare::{direction, fact};
+use crate::prepare::fact;
 use crate::render;
 use crate::stats::{History, Merge, Windows, merge_map};
 
@@ -168,7 +167,24 @@ struct State {
     atoms: Atoms,
     /// Number of atoms after the last compaction.
     live_atoms: usize,
+    /// The atom of each name code met so far ([`UNSEEN`], [`SKIP`]), for the
+    /// epoch of the names ([`crate::names::Names::epoch`]) and the atoms it was
+    /// filled with: a new state (load, compaction) starts it over.
+    coded: CodedAtoms,
 }
+
+/// Name code → atom, kept across chunks ([`State::coded`]).
+#[derive(Debug, Clone, Default)]
+struct CodedAtoms {
+    /// The names' epoch + 1 (0: none yet).
+    epoch: u64,
+    ids: Vec<u32>,
+}
+
+/// A name code whose atom was not looked up yet.
+const UNSEEN: u32 = u32::MAX;
+/// An allowed destination: no atom.
+const SKIP: u32 = u32::MAX - 1;
 
 /// Atoms are renumbered once they outgrow twice what was live at the last compaction,
 /// and at least this many: a run over months of logs keeps the texts of its open
@@ -198,6 +214,7 @@ impl State {
                 .collect();
         }
         self.live_atoms = self.atoms.len();
+        self.coded = CodedAtoms::default();
     }
 
     fn save(&self) -> Saved {
@@ -250,6 +267,7 @@ impl State {
             inventory: saved.inventory,
             live_atoms: atoms.len(),
             atoms,
+            coded: CodedAtoms::default(),
         }
     }
 }
@@ -508,12 +526,11 @@ impl Detector for Exfiltration {
         // per (window, entity, via NAT, peer, service port, interface): (bytes, flows).
         let groups = rows.aggregate(
             |i| {
-                let dir = rows.direction[i];
-                if !(rows.is(i, fact::ACCEPT, forbid)
-                    && rows.scope(rows.pdst[i]) == Scope::Public
-                    && rows.scope(rows.psrc[i]) == Scope::Private
-                    && (dir == direction::UNKNOWN || dir == direction::EGRESS))
-                {
+                if !rows.is(
+                    i,
+                    fact::ACCEPT | fact::PDST_PUBLIC | fact::PSRC_PRIVATE,
+                    forbid | fact::INGRESS | fact::OTHER_DIRECTION,
+                ) {
                     return None;
                 }
                 // The packet-level source differs from the interface's own address.
@@ -527,16 +544,27 @@ impl Detector for Exfiltration {
                 acc.1 += 1;
             },
         );
-        // Chunk code → atom id, looked up once per chunk (SKIP: an allowed
+        // Name code → atom id, looked up once per run (SKIP: an allowed
         // destination).
-        const UNSEEN: u32 = u32::MAX;
-        const SKIP: u32 = u32::MAX - 1;
-        let mut ids = vec![UNSEEN; rows.names.len()];
-        let State { windows, atoms, .. } = &mut self.state;
+        let names = rows.names();
+        let State {
+            windows,
+            atoms,
+            coded,
+            ..
+        } = &mut self.state;
+        if coded.epoch != names.epoch() + 1 {
+            *coded = CodedAtoms {
+                epoch: names.epoch() + 1,
+                ids: Vec::new(),
+            };
+        }
+        coded.ids.resize(names.len(), UNSEEN);
+        let ids = &mut coded.ids;
         let mut id = |code: u32, peer: bool| {
             let slot = &mut ids[code as usize];
             if *slot == UNSEEN {
-                let text = rows.names.get(code);
+                let text = names.get(code);
                 *slot = if peer && self.cfg.allowed_destinations.contains_str(text) {
                     SKIP
                 } else {

@@ -20,8 +20,7 @@ use crate::Result;
 use crate::config::{Config, ExposureConfig};
 use crate::detector::{Chunk, Detector, state_methods};
 use crate::inventory::Inventory;
-use crate::net::Scope;
-use crate::prepare::{direction, fact};
+use crate::prepare::fact;
 use crate::render;
 use crate::rows::slot;
 use crate::stats::{Distinct, Merge, Windows, merge_map};
@@ -263,16 +262,16 @@ impl Detector for Exposure {
         // (bytes, flows).
         let groups = rows.aggregate(
             |i| {
-                let dir = rows.direction[i];
                 let port = rows.svc_port[i];
-                if !(rows.is(
+                if !rows.is(
                     i,
-                    fact::ACCEPT,
-                    fact::RESPONSE | fact::ALLOWED | fact::SRC_AWS_SERVICE,
-                ) && rows.scope(rows.src[i]) == Scope::Public
-                    && rows.scope(rows.pdst[i]) == Scope::Private
-                    && (dir == direction::UNKNOWN || dir == direction::INGRESS))
-                {
+                    fact::ACCEPT | fact::SRC_PUBLIC | fact::PDST_PRIVATE,
+                    fact::RESPONSE
+                        | fact::ALLOWED
+                        | fact::SRC_AWS_SERVICE
+                        | fact::EGRESS
+                        | fact::OTHER_DIRECTION,
+                ) {
                     return None;
                 }
                 if skip_public_ports

@@ -13,8 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::names::NONE;
-use crate::net::Scope;
-use crate::prepare::{self, direction, strs as view};
+use crate::prepare::{self, fact, strs as view};
 use crate::stats::{Merge, merge_map, min_opt};
 
 fn get(a: &StringViewArray, i: usize) -> Option<&str> {
@@ -27,6 +26,12 @@ fn get(a: &StringViewArray, i: usize) -> Option<&str> {
 fn same_text(a: &StringViewArray, i: usize, j: usize) -> bool {
     let v = a.views();
     v[i] == v[j] && (v[i] != 0 || a.is_valid(i) == a.is_valid(j))
+}
+
+/// Every row holds the same value (no nulls, equal views: equal text within an array).
+fn constant(a: &StringViewArray) -> bool {
+    let v = a.views();
+    a.null_count() == 0 && v.iter().all(|x| *x == v[0])
 }
 
 /// Instance, subnet, VPC, AZ, account and region of one interface, borrowed.
@@ -88,6 +93,21 @@ impl Merge for Owner {
     }
 }
 
+/// An unset entry of [`Tables`].
+const UNSET: u32 = u32::MAX;
+
+/// Per-code tables of [`Inventory::learn`], kept from chunk to chunk: every entry is
+/// [`UNSET`] between chunks (a chunk resets those it set).
+#[derive(Debug, Default)]
+pub struct Tables {
+    /// Interface code → index of its entry in the chunk's list.
+    at: Vec<u32>,
+    /// Own address code → smallest interface code.
+    owners: Vec<u32>,
+    /// Codes set in `owners`.
+    owned: Vec<u32>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inventory {
     pub enis: BTreeMap<String, EniMeta>,
@@ -110,13 +130,17 @@ impl Inventory {
     /// The batch lacks a column or has it with another type.
     pub fn learn_batch(&mut self, batch: &RecordBatch) -> Result<()> {
         let batches = [batch.clone()];
-        let rows = prepare::flow_rows(&batches, &crate::config::Allow::default())?;
-        self.learn(&batches, &rows).map(|_| ())
+        let mut lex = prepare::FlowNames::new(crate::config::Allow::default());
+        let rows = prepare::flow_rows(&batches, &mut lex)?;
+        self.learn(&batches, &rows, &mut Tables::default())
+            .map(|_| ())
     }
 
     /// Learns from one flows chunk (canonical schema) and its prepared rows
     /// ([`prepare::flow_rows`]), in a single pass, and returns what changed: the
-    /// entries that are new or became smaller, as they now stand.
+    /// entries that are new or became smaller, as they now stand. `tables` are
+    /// per-code tables kept from chunk to chunk (the run's codes are many; a chunk
+    /// touches few of them).
     ///
     /// The registry keeps one inventory of everything learned in the run, calls this
     /// once per chunk and hands the change (nearly always empty) to every flow
@@ -133,29 +157,47 @@ impl Inventory {
         &mut self,
         batches: &[RecordBatch],
         rows: &prepare::FlowRows<'_>,
+        tables: &mut Tables,
     ) -> Result<Inventory> {
-        const UNSET: u32 = u32::MAX;
-        let names = &rows.names;
+        let names = rows.names();
+        // Every batch's columns first: the tables are not touched before nothing
+        // can fail.
+        let columns = batches
+            .iter()
+            .map(|batch| {
+                Ok([
+                    view(batch, col::INSTANCE_ID)?,
+                    view(batch, col::SUBNET_ID)?,
+                    view(batch, col::VPC_ID)?,
+                    view(batch, col::AZ_ID)?,
+                    view(batch, col::ACCOUNT_ID)?,
+                    view(batch, col::REGION)?,
+                ])
+            })
+            .collect::<Result<Vec<_>>>()?;
         // Per interface seen: its code, the smallest value of each field (as
         // `merge`), and the (batch, row) it last learned from; `at` indexes it by code.
         let mut metas: Vec<(u32, Fields<'_>, (usize, usize))> = Vec::new();
-        let mut at: Vec<u32> = vec![UNSET; names.len()];
-        // Per own address code: the smallest interface code.
-        let mut owners: Vec<Option<u32>> = vec![None; names.len()];
+        let Tables { at, owners, owned } = tables;
+        at.resize(at.len().max(names.len()), UNSET);
+        // Per own address code: the smallest interface code (`owned` lists the
+        // addresses set).
+        owners.resize(owners.len().max(names.len()), UNSET);
+        owned.clear();
         let mut row = 0;
-        for (b, batch) in batches.iter().enumerate() {
-            let fields = [
-                view(batch, col::INSTANCE_ID)?,
-                view(batch, col::SUBNET_ID)?,
-                view(batch, col::VPC_ID)?,
-                view(batch, col::AZ_ID)?,
-                view(batch, col::ACCOUNT_ID)?,
-                view(batch, col::REGION)?,
-            ];
+        for (b, (batch, fields)) in batches.iter().zip(columns).enumerate() {
             // Fields null throughout the batch (absent from its log format) teach
             // nothing: only the others are compared row by row.
             let live: Vec<usize> = (0..fields.len())
                 .filter(|&k| fields[k].null_count() < fields[k].len())
+                .collect();
+            // Fields with one value throughout the batch (account and region nearly
+            // always, often the VPC) are learned from an interface's first record of
+            // the batch; only the others are compared on its later records.
+            let varying: Vec<usize> = live
+                .iter()
+                .copied()
+                .filter(|&k| !constant(fields[k]))
                 .collect();
             for i in 0..batch.num_rows() {
                 let r = row;
@@ -173,7 +215,7 @@ impl Inventory {
                     // A field with the same value as this interface's previous
                     // record adds nothing (views compare within one batch only).
                     let same_batch = last.0 == b;
-                    for &k in &live {
+                    for &k in if same_batch { &varying } else { &live } {
                         let f = fields[k];
                         if same_batch && same_text(f, i, last.1) {
                             continue;
@@ -188,22 +230,32 @@ impl Inventory {
                 }
                 // The interface's own address: the source of its egress records, the
                 // destination of its other directed ones (private addresses only).
-                let o = match rows.direction[r] {
-                    direction::UNKNOWN => continue,
-                    direction::EGRESS => rows.src[r],
-                    _ => rows.dst[r],
-                };
-                if rows.scope(o) != Scope::Private {
+                let f = rows.facts[r];
+                let o = if f & fact::EGRESS != 0 {
+                    if f & fact::SRC_PRIVATE == 0 {
+                        continue;
+                    }
+                    rows.src[r]
+                } else if f & (fact::INGRESS | fact::OTHER_DIRECTION) != 0 {
+                    if f & fact::DST_PRIVATE == 0 {
+                        continue;
+                    }
+                    rows.dst[r]
+                } else {
                     continue;
-                }
-                match &mut owners[o as usize] {
-                    Some(have) if *have == e || names.get(*have) <= names.get(e) => {}
-                    slot => *slot = Some(e),
+                };
+                let have = &mut owners[o as usize];
+                if *have == UNSET {
+                    owned.push(o);
+                    *have = e;
+                } else if *have != e && names.get(e) < names.get(*have) {
+                    *have = e;
                 }
             }
         }
         let mut changed = Inventory::default();
         for (e, m, _) in metas {
+            at[e as usize] = UNSET;
             let e = names.get(e);
             if let Some(old) = self.enis.get_mut(e) {
                 let mut any = false;
@@ -232,9 +284,9 @@ impl Inventory {
             self.enis.insert(e.to_string(), m.clone());
             changed.enis.insert(e.to_string(), m);
         }
-        for (ip, eni) in owners.into_iter().enumerate() {
-            let Some(eni) = eni else { continue };
-            let (ip, eni) = (names.get(ip as u32), names.get(eni));
+        for &ip in owned.iter() {
+            let eni = std::mem::replace(&mut owners[ip as usize], UNSET);
+            let (ip, eni) = (names.get(ip), names.get(eni));
             match self.owners.get_mut(ip) {
                 Some(old) if old.eni.as_str() <= eni => {}
                 Some(old) => {
@@ -383,8 +435,9 @@ mod tests {
     fn learning_returns_only_what_changed() {
         let learn = |inv: &mut Inventory, lines: &[&str]| {
             let batches = [batch(lines)];
-            let rows = prepare::flow_rows(&batches, &crate::config::Allow::default()).unwrap();
-            inv.learn(&batches, &rows).unwrap()
+            let mut lex = prepare::FlowNames::new(crate::config::Allow::default());
+            let rows = prepare::flow_rows(&batches, &mut lex).unwrap();
+            inv.learn(&batches, &rows, &mut Tables::default()).unwrap()
         };
         let mut known = Inventory::default();
         // Everything is new at first: the change is all that was learned.
@@ -410,6 +463,24 @@ mod tests {
             detector.absorb(&learn(&mut known, lines));
         }
         assert_eq!(detector, learned(ROWS));
+    }
+
+    #[test]
+    fn a_field_constant_in_each_batch_is_learned_from_every_batch() {
+        // One chunk of two batches; each batch has one account and one VPC throughout,
+        // and the second's are smaller for the same interface.
+        let batches = [
+            batch(&[ROWS[0], ROWS[1]]),
+            batch(&[&ROWS[0].replace(" 111 ", " 110 ").replace("vpc-1", "vpc-0")]),
+        ];
+        let mut lex = prepare::FlowNames::new(crate::config::Allow::default());
+        let rows = prepare::flow_rows(&batches, &mut lex).unwrap();
+        let mut inv = Inventory::default();
+        inv.learn(&batches, &rows, &mut Tables::default()).unwrap();
+        let b = &inv.enis["eni-b"];
+        assert_eq!(b.account.as_deref(), Some("110"));
+        assert_eq!(b.vpc.as_deref(), Some("vpc-0"));
+        assert_eq!(b.instance.as_deref(), Some("i-2"));
     }
 
     #[test]

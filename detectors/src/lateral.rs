@@ -20,7 +20,6 @@ use crate::Result;
 use crate::config::{Config, LateralConfig};
 use crate::detector::{Chunk, Detector, state_methods};
 use crate::inventory::Inventory;
-use crate::net::Scope;
 use crate::prepare::fact;
 use crate::render;
 use crate::rows::slot;
@@ -397,10 +396,11 @@ impl Detector for Lateral {
         // source, destination, service port): flows, rejected, short.
         let groups = rows.aggregate(
             |i| {
-                if !(rows.is(i, fact::TCP_OR_UDP, fact::ALLOWED | fact::RESPONSE)
-                    && rows.scope(rows.src[i]) == Scope::Private
-                    && rows.scope(rows.dst[i]) == Scope::Private
-                    && rows.src[i] != rows.dst[i])
+                if !(rows.is(
+                    i,
+                    fact::TCP_OR_UDP | fact::SRC_PRIVATE | fact::DST_PRIVATE,
+                    fact::ALLOWED | fact::RESPONSE,
+                ) && rows.src[i] != rows.dst[i])
                 {
                     return None;
                 }

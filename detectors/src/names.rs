@@ -1,20 +1,29 @@
-//! The strings of one chunk as dense integer codes.
+//! The strings of a run as dense integer codes.
 //!
 //! Detectors group flows by addresses and interfaces. Grouping by the text costs a
 //! string hash and a variable-length row encoding per row and key in every query;
 //! grouping by a code costs a fixed-width integer. [`Names`] gives each distinct string
-//! of a chunk one `u32` (the same text has the same code in every column it is
-//! interned from, so codes of two columns compare as their texts do), and the
-//! detectors turn the codes of their (small) aggregation results back into text.
+//! one `u32` (the same text has the same code in every column and every chunk it is
+//! interned from, so codes compare as their texts do), and the detectors turn the codes
+//! of their (small) aggregation results back into text. The registry keeps one
+//! `Names` for the whole run: a string seen in an earlier chunk costs no hashing again,
+//! and what is judged per distinct name (scope, allowlists) is judged once per run.
+//! Past [`Names::clear`] (the registry bounds the run's names) codes start over under
+//! a new [`Names::epoch`].
 //!
 //! Interning reads each row's Arrow view first: within one array an equal view is
 //! equal text (an inline view holds the text, a long one its buffer, offset and
 //! length), and the decoders give a repeated value the view of its first copy, so most
-//! rows cost one lookup in a small direct-mapped cache of recent views (a row repeating
-//! the previous row's view, one comparison); only a miss hashes the text.
+//! rows cost one lookup in a small direct-mapped cache of recent views; an inline view
+//! (at most 12 bytes: most private addresses) is the text in any array, so it stays
+//! cached from batch to batch. Only a miss hashes the text.
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{Array, StringViewArray};
-use polars::prelude::PlHashMap;
+use hashbrown::HashTable;
+use polars::prelude::PlRandomState;
 
 /// The code of a null.
 pub const NONE: u32 = u32::MAX;
@@ -22,24 +31,63 @@ pub const NONE: u32 = u32::MAX;
 /// Slots of the view cache (a power of two).
 const CACHE_BITS: u32 = 12;
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Cached {
     view: u128,
+    /// [`NONE`]: an empty slot (whose view, all zeros, is also the empty string's).
     code: u32,
-    /// Which array the view belongs to (views of long strings mean nothing elsewhere).
+    /// Which array the view belongs to (views of long strings mean nothing elsewhere;
+    /// 0: an inline view, the text itself in any array).
     array: u32,
 }
 
-/// The distinct strings of one chunk, numbered in order of first appearance.
-#[derive(Debug, Default)]
-pub struct Names<'a> {
-    values: Vec<&'a str>,
-    index: PlHashMap<&'a str, u32>,
-    /// The view cache, allocated by the first column coded: a chunk without one (WAF)
+impl Default for Cached {
+    fn default() -> Self {
+        Cached {
+            view: 0,
+            code: NONE,
+            array: 0,
+        }
+    }
+}
+
+/// Epochs of every `Names` of the process: a code means something only under the
+/// epoch it was given in.
+static EPOCHS: AtomicU64 = AtomicU64::new(0);
+
+fn next_epoch() -> u64 {
+    EPOCHS.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Distinct strings, numbered in order of first appearance (since the last clear).
+#[derive(Debug)]
+pub struct Names {
+    /// The strings, one after another; code `c` ends at `ends[c]`.
+    text: String,
+    ends: Vec<usize>,
+    /// Codes by their text's hash.
+    index: HashTable<u32>,
+    hasher: PlRandomState,
+    /// The view cache, allocated by the first column coded: a run without one (WAF)
     /// needs none.
     cache: Box<[Cached]>,
     /// Number of arrays interned so far (`Cached::array` of the current one).
     arrays: u32,
+    epoch: u64,
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names {
+            text: String::new(),
+            ends: Vec::new(),
+            index: HashTable::new(),
+            hasher: PlRandomState::default(),
+            cache: Box::default(),
+            arrays: 0,
+            epoch: next_epoch(),
+        }
+    }
 }
 
 #[inline]
@@ -48,55 +96,85 @@ fn slot(view: u128) -> usize {
     (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - CACHE_BITS)) as usize
 }
 
-impl<'a> Names<'a> {
-    /// Room for `distinct` strings before the index grows.
-    pub fn with_capacity(distinct: usize) -> Self {
-        Names {
-            values: Vec::with_capacity(distinct),
-            index: PlHashMap::with_capacity_and_hasher(distinct, Default::default()),
-            ..Names::default()
-        }
-    }
+/// The text of `code` in an arena.
+#[inline]
+fn text_of<'t>(text: &'t str, ends: &[usize], code: u32) -> &'t str {
+    let c = code as usize;
+    let start = if c == 0 { 0 } else { ends[c - 1] };
+    &text[start..ends[c]]
+}
 
+impl Names {
     /// The text of `code`.
     ///
     /// # Panics
-    /// `code` was not given out by this `Names`.
-    pub fn get(&self, code: u32) -> &'a str {
-        self.values[code as usize]
+    /// `code` was not given out by this `Names` (since its last clear).
+    pub fn get(&self, code: u32) -> &str {
+        text_of(&self.text, &self.ends, code)
     }
 
-    /// The distinct strings, indexed by code.
-    pub fn values(&self) -> &[&'a str] {
-        &self.values
+    /// The distinct strings, in code order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        (0..self.ends.len() as u32).map(|c| self.get(c))
     }
 
     /// Number of distinct strings.
     pub fn len(&self) -> usize {
-        self.values.len()
+        self.ends.len()
     }
 
     /// Nothing interned yet.
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.ends.is_empty()
+    }
+
+    /// Bytes of text held.
+    pub fn text_bytes(&self) -> usize {
+        self.text.len()
+    }
+
+    /// Identifies these names and their codes: different for every `Names` of the
+    /// process, and new after each [`Names::clear`]. A detector that keeps something
+    /// per code across chunks keeps it for one epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Forgets every string: codes start over, under a new epoch.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+        self.index.clear();
+        self.cache.fill(Cached::default());
+        self.arrays = 0;
+        self.epoch = next_epoch();
     }
 
     /// The code of `s`, new if it was not seen yet.
-    pub fn intern(&mut self, s: &'a str) -> u32 {
-        if let Some(&c) = self.index.get(s) {
+    pub fn intern(&mut self, s: &str) -> u32 {
+        let Names {
+            text,
+            ends,
+            index,
+            hasher,
+            ..
+        } = self;
+        let h = hasher.hash_one(s);
+        if let Some(&c) = index.find(h, |&c| text_of(text, ends, c) == s) {
             return c;
         }
-        let c = u32::try_from(self.values.len())
+        let c = u32::try_from(ends.len())
             .ok()
             .filter(|c| *c != NONE)
             .expect("fewer than 2^32 - 1 distinct strings");
-        self.values.push(s);
-        self.index.insert(s, c);
+        text.push_str(s);
+        ends.push(text.len());
+        index.insert_unique(h, c, |&c| hasher.hash_one(text_of(text, ends, c)));
         c
     }
 
     /// Appends the code of every row of `a` to `out` ([`NONE`] for a null).
-    pub fn append_codes(&mut self, a: &'a StringViewArray, out: &mut Vec<u32>) {
+    pub fn append_codes(&mut self, a: &StringViewArray, out: &mut Vec<u32>) {
         self.append(a, None, out);
     }
 
@@ -109,7 +187,7 @@ impl<'a> Names<'a> {
     /// `base` or `base_codes` is shorter than `a`.
     pub fn append_codes_or(
         &mut self,
-        a: &'a StringViewArray,
+        a: &StringViewArray,
         base: &StringViewArray,
         base_codes: &[u32],
         out: &mut Vec<u32>,
@@ -120,7 +198,7 @@ impl<'a> Names<'a> {
 
     fn append(
         &mut self,
-        a: &'a StringViewArray,
+        a: &StringViewArray,
         base: Option<(&StringViewArray, &[u32])>,
         out: &mut Vec<u32>,
     ) {
@@ -143,11 +221,23 @@ impl<'a> Names<'a> {
             self.cache = vec![Cached::default(); 1 << CACHE_BITS].into_boxed_slice();
         }
         let nulls = a.nulls();
+        if nulls.is_none() && base.is_none() {
+            // The usual column (addresses, interfaces): one cache probe per row.
+            let views = a.views();
+            out.extend(views.iter().enumerate().map(|(i, &view)| {
+                let h = slot(view);
+                let hit = self.cache[h];
+                if hit.view == view && hit.code != NONE && (hit.array == array || hit.array == 0) {
+                    hit.code
+                } else {
+                    self.miss(a, i, h, array)
+                }
+            }));
+            return;
+        }
         let base_views = base.map_or(&[][..], |(b, _)| &b.views()[..]);
         let base_codes = base.map_or(&[][..], |(_, c)| c);
         out.reserve(a.len());
-        // The previous row's view and code: runs of one value cost a comparison.
-        let (mut last_view, mut last_code) = (0u128, NONE);
         for (i, &view) in a.views().iter().enumerate() {
             if nulls.is_some_and(|n| n.is_null(i)) {
                 out.push(base_codes.get(i).copied().unwrap_or(NONE));
@@ -163,22 +253,28 @@ impl<'a> Names<'a> {
                 out.push(base_codes[i]);
                 continue;
             }
-            if view == last_view && last_code != NONE {
-                out.push(last_code);
-                continue;
-            }
             let h = slot(view);
             let hit = self.cache[h];
-            let code = if hit.array == array && hit.view == view {
-                hit.code
-            } else {
-                let code = self.intern(a.value(i));
-                self.cache[h] = Cached { view, code, array };
-                code
-            };
-            (last_view, last_code) = (view, code);
+            let code =
+                if hit.view == view && hit.code != NONE && (hit.array == array || hit.array == 0) {
+                    hit.code
+                } else {
+                    self.miss(a, i, h, array)
+                };
             out.push(code);
         }
+    }
+
+    /// Row `i` of `a` (valid) missed the view cache at slot `h`: interned, and cached
+    /// for this array (`array`), or for every array when its view is inline (array 0).
+    #[cold]
+    #[inline(never)]
+    fn miss(&mut self, a: &StringViewArray, i: usize, h: usize, array: u32) -> u32 {
+        let view = a.views()[i];
+        let code = self.intern(a.value(i));
+        let array = if (view as u32) <= 12 { 0 } else { array };
+        self.cache[h] = Cached { view, code, array };
+        code
     }
 }
 
@@ -200,9 +296,9 @@ mod tests {
         UInt32Array::new(ScalarBuffer::from(codes), nulls)
     }
 
-    impl<'a> Names<'a> {
+    impl Names {
         /// The code of every row of `a` (a null row stays null).
-        fn codes(&mut self, a: &'a StringViewArray) -> UInt32Array {
+        fn codes(&mut self, a: &StringViewArray) -> UInt32Array {
             let mut out = Vec::with_capacity(a.len());
             self.append_codes(a, &mut out);
             to_array(out)
@@ -230,7 +326,7 @@ mod tests {
             cb.iter().collect::<Vec<_>>(),
             [Some(1), Some(0), None, Some(2)]
         );
-        assert_eq!(names.values(), ["10.0.0.1", long, "x"]);
+        assert_eq!(names.iter().collect::<Vec<_>>(), ["10.0.0.1", long, "x"]);
         assert_eq!(names.get(1), long);
         let mut out = vec![7];
         names.append_codes(&none, &mut out);
@@ -249,7 +345,7 @@ mod tests {
         names.append_codes(&a, &mut out);
         names.append_codes(&b, &mut out);
         assert_eq!(out, [0, 1, 1, 0]);
-        assert_eq!(names.values(), ["10.0.0.1", ""]);
+        assert_eq!(names.iter().collect::<Vec<_>>(), ["10.0.0.1", ""]);
     }
 
     #[test]
@@ -264,7 +360,10 @@ mod tests {
         names.append_codes(&a, &mut out);
         names.append_codes(&b, &mut out);
         assert_eq!(out, [0, 0, 1]);
-        assert_eq!(names.values(), ["100.64.100.100", "100.200.100.10"]);
+        assert_eq!(
+            names.iter().collect::<Vec<_>>(),
+            ["100.64.100.100", "100.200.100.10"]
+        );
     }
 
     #[test]
@@ -345,6 +444,50 @@ mod tests {
         // Arrays built with deduplicated blocks reuse views for repeated values, and
         // views of long values equal across rows only when the bytes are: codes must
         // follow the text either way.
+        #[test]
+        fn codes_follow_the_text_across_arrays_and_clears(
+            arrays in proptest::collection::vec(
+                proptest::collection::vec(proptest::option::of(0usize..6), 0..60),
+                1..5,
+            ),
+            clear_at in 0usize..6,
+        ) {
+            // Long values of one length and prefix, each array's at offset 0 of its
+            // buffer: equal views across arrays, different text.
+            let pool = [
+                "10.0.0.1",
+                "100.64.100.100",
+                "100.200.100.10",
+                "",
+                "eni-0123456789abcdef0",
+                "10.0.0.2",
+            ];
+            let mut names = Names::default();
+            let mut seen: Vec<&str> = Vec::new();
+            let epoch = names.epoch();
+            for (k, rows) in arrays.iter().enumerate() {
+                if k == clear_at {
+                    names.clear();
+                    prop_assert_ne!(names.epoch(), epoch);
+                    seen.clear();
+                }
+                let array = StringViewArray::from(
+                    rows.iter().map(|r| r.map(|k| pool[k])).collect::<Vec<_>>(),
+                );
+                let codes = names.codes(&array);
+                for (i, r) in rows.iter().enumerate() {
+                    match r {
+                        Some(k) => prop_assert_eq!(names.get(codes.value(i)), pool[*k]),
+                        None => prop_assert!(codes.is_null(i)),
+                    }
+                }
+                seen.extend(rows.iter().flatten().map(|k| pool[*k]));
+                seen.sort_unstable();
+                seen.dedup();
+                prop_assert_eq!(names.len(), seen.len());
+            }
+        }
+
         #[test]
         fn codes_follow_the_text(
             rows in proptest::collection::vec(proptest::option::of(0usize..6), 0..200),

@@ -110,63 +110,168 @@ fn i64s<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int64Array> {
         .ok_or_else(|| Error::Schema(format!("`{name}` is not Int64")))
 }
 
-/// The TCP responder heuristic, per record.
-fn is_response(
-    protocol: Option<i32>,
-    flags: Option<i32>,
-    sport: Option<i32>,
-    dport: Option<i32>,
-) -> bool {
-    if protocol == Some(6)
-        && let Some(f) = flags
-    {
+/// An Int32 value that is null: [`with_nulls_as`] writes it in place of a null, and no
+/// port, protocol or flag value is negative.
+const NULL32: i32 = i32::MIN;
+
+/// The values of `a` with `null` in place of each null: the array's own buffer when
+/// it has none (the usual case), so the facts loop reads plain slices.
+fn with_nulls_as<T: arrow::datatypes::ArrowPrimitiveType>(
+    a: &arrow::array::PrimitiveArray<T>,
+    null: T::Native,
+) -> Cow<'_, [T::Native]> {
+    match a.nulls() {
+        None => Cow::Borrowed(a.values()),
+        Some(n) => Cow::Owned(
+            a.values()
+                .iter()
+                .zip(n.iter())
+                .map(|(v, ok)| if ok { *v } else { null })
+                .collect(),
+        ),
+    }
+}
+
+/// The TCP responder heuristic, per record; a null value is [`NULL32`].
+#[inline]
+fn is_response(protocol: i32, flags: i32, sport: i32, dport: i32) -> bool {
+    // (A null's bits are neither SYN nor ACK.)
+    if protocol == 6 {
         // AWS logs SYN (2), SYN-ACK (18), FIN (1), RST (4): ACK only as part of SYN-ACK.
-        if f & 0x12 == 0x12 {
+        if flags & 0x12 == 0x12 {
             return true;
         }
-        if f & 0x02 != 0 {
+        if flags & 0x02 != 0 {
             return false;
         }
     }
-    match (sport, dport) {
-        (Some(s), Some(d)) if s > 0 && d > 0 => {
-            (s <= 1024 && d > 1024) || (s < 32768 && d >= 32768)
-        }
-        _ => false,
+    sport > 0 && dport > 0 && ((sport <= 1024 && dport > 1024) || (sport < 32768 && dport >= 32768))
+}
+
+/// Sets `bit` in `facts[i]` for every row `i` where `a` is valid.
+fn set_where_valid(facts: &mut [u32], a: &dyn Array, bit: u32) {
+    match a.logical_nulls() {
+        None => facts.iter_mut().for_each(|f| *f |= bit),
+        Some(n) if n.null_count() == n.len() => {}
+        Some(n) => n.valid_indices().for_each(|i| facts[i] |= bit),
     }
 }
 
 /// Bits of [`FlowRows::facts`]: what each record is, judged once per chunk.
 pub mod fact {
     /// `action` is ACCEPT.
-    pub const ACCEPT: u16 = 1 << 0;
+    pub const ACCEPT: u32 = 1 << 0;
     /// `action` is REJECT.
-    pub const REJECT: u16 = 1 << 1;
+    pub const REJECT: u32 = 1 << 1;
     /// The record is the responder's direction of a connection (SYN-ACK seen, or
     /// service port → ephemeral port).
-    pub const RESPONSE: u16 = 1 << 2;
+    pub const RESPONSE: u32 = 1 << 2;
     /// Matched by the global allowlist (an address, the interface or the service port).
-    pub const ALLOWED: u16 = 1 << 3;
+    pub const ALLOWED: u32 = 1 << 3;
     /// `pkt_src_aws_service` / `pkt_dst_aws_service` is set (an AWS service's range).
-    pub const SRC_AWS_SERVICE: u16 = 1 << 4;
-    pub const DST_AWS_SERVICE: u16 = 1 << 5;
+    pub const SRC_AWS_SERVICE: u32 = 1 << 4;
+    pub const DST_AWS_SERVICE: u32 = 1 << 5;
     /// The protocol is TCP (6) or UDP (17).
-    pub const TCP_OR_UDP: u16 = 1 << 6;
+    pub const TCP_OR_UDP: u32 = 1 << 6;
     /// A probe rather than a session: SYN only (`tcp_flags` 2) or at most 2 packets.
-    pub const SHORT: u16 = 1 << 7;
+    pub const SHORT: u32 = 1 << 7;
     /// `start` is null: the record is in no window.
-    pub const NO_START: u16 = 1 << 8;
+    pub const NO_START: u32 = 1 << 8;
+    /// Scope of `srcaddr`, `dstaddr` and the packet-level addresses (neither bit:
+    /// missing or not an address). Each pair is [`Scope`] (1 private, 2 public)
+    /// shifted to its place.
+    ///
+    /// [`Scope`]: crate::net::Scope
+    pub const SRC_PRIVATE: u32 = 1 << 9;
+    pub const SRC_PUBLIC: u32 = 1 << 10;
+    pub const DST_PRIVATE: u32 = 1 << 11;
+    pub const DST_PUBLIC: u32 = 1 << 12;
+    pub const PSRC_PRIVATE: u32 = 1 << 13;
+    pub const PSRC_PUBLIC: u32 = 1 << 14;
+    pub const PDST_PRIVATE: u32 = 1 << 15;
+    pub const PDST_PUBLIC: u32 = 1 << 16;
+    /// `flow_direction` (none of the three: the log has no such field, or the
+    /// record no value).
+    pub const INGRESS: u32 = 1 << 17;
+    pub const EGRESS: u32 = 1 << 18;
+    /// A value AWS does not write.
+    pub const OTHER_DIRECTION: u32 = 1 << 19;
+}
+
+/// The run's addresses and interfaces as codes ([`Names`]), with what is judged once
+/// per distinct name: its [`Scope`] and whether the global allowlist names it. The
+/// registry keeps one for the whole run and [`flow_rows`] codes each chunk with it.
+#[derive(Debug)]
+pub struct FlowNames {
+    names: Names,
+    allow: Allow,
+    /// By code, for the codes judged so far.
+    scope: Vec<Scope>,
+    /// By code: the address is in an allowed CIDR / the interface is allowed (empty
+    /// when the allowlist has none).
+    cidr_hit: Vec<bool>,
+    eni_hit: Vec<bool>,
+}
+
+impl FlowNames {
+    /// Distinct names past which [`FlowNames::bound`] starts the codes over: about
+    /// 50 MB with what each detector keeps per code. Interfaces and the addresses of
+    /// a VPC and its usual peers are far fewer; a run that meets more (months of
+    /// internet scanners) re-learns the codes of the ones it meets again.
+    pub const MAX: usize = 1 << 20;
+
+    /// Empty, judging names against `allow` (the global allowlist).
+    pub fn new(allow: Allow) -> Self {
+        FlowNames {
+            names: Names::default(),
+            allow,
+            scope: Vec::new(),
+            cidr_hit: Vec::new(),
+            eni_hit: Vec::new(),
+        }
+    }
+
+    /// The names.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// Starts the codes over (a new [`Names::epoch`]) once there are more than `max`
+    /// names.
+    pub fn bound(&mut self, max: usize) {
+        if self.names.len() > max {
+            self.names.clear();
+            self.scope.clear();
+            self.cidr_hit.clear();
+            self.eni_hit.clear();
+        }
+    }
+
+    /// Judges the names interned since the last call.
+    fn judge_new(&mut self) {
+        let new = self.scope.len()..self.names.len();
+        let texts = || new.clone().map(|c| self.names.get(c as u32));
+        self.scope.extend(texts().map(scope_of));
+        if !self.allow.cidrs.is_empty() {
+            self.cidr_hit
+                .extend(texts().map(|s| self.allow.cidrs.contains_str(s)));
+        }
+        if !self.allow.enis.is_empty() {
+            self.eni_hit
+                .extend(texts().map(|s| self.allow.enis.iter().any(|e| e == s)));
+        }
+    }
 }
 
 /// A flows chunk as the flow detectors read it: one entry per row in every column,
-/// across the chunk's batches; addresses and interfaces as codes ([`Names`]), with
+/// across the chunk's batches; addresses and interfaces as codes ([`FlowNames`]), with
 /// what every detector filters and groups on derived once per row.
 ///
 /// The detectors aggregate these columns with [`FlowRows::aggregate`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FlowRows<'a> {
-    /// The text of the code columns.
-    pub names: Names<'a>,
+    /// The run's names, which the code columns index.
+    lex: &'a FlowNames,
     /// Codes of `srcaddr`, `dstaddr`, the packet-level addresses (`pkt_*`, else the
     /// plain ones) and `interface_id` ([`NONE`] for a null).
     pub src: Vec<u32>,
@@ -174,10 +279,6 @@ pub struct FlowRows<'a> {
     pub psrc: Vec<u32>,
     pub pdst: Vec<u32>,
     pub eni: Vec<u32>,
-    /// [`Scope`] of each name, by code ([`FlowRows::scope`]).
-    scope: Vec<Scope>,
-    /// `flow_direction` ([`direction`]).
-    pub direction: Vec<i32>,
     /// `start` (unix seconds) where [`fact::NO_START`] is clear (read through
     /// [`FlowRows::window`]); the batch's own buffer when the chunk is one batch.
     start: Cow<'a, [i64]>,
@@ -187,7 +288,7 @@ pub struct FlowRows<'a> {
     /// The service port of the connection (`dstport`, or `srcport` for a response).
     pub svc_port: Vec<Option<i32>>,
     /// [`fact`] bits.
-    pub facts: Vec<u16>,
+    pub facts: Vec<u32>,
 }
 
 impl<'a> FlowRows<'a> {
@@ -205,7 +306,8 @@ impl<'a> FlowRows<'a> {
     /// once per distinct name.
     #[inline]
     pub fn scope(&self, code: u32) -> Scope {
-        self.scope
+        self.lex
+            .scope
             .get(code as usize)
             .copied()
             .unwrap_or(Scope::Unknown)
@@ -213,13 +315,32 @@ impl<'a> FlowRows<'a> {
 
     /// The text of a code column's value ([`NONE`]: none).
     pub fn name(&self, code: u32) -> Option<&'a str> {
-        (code != NONE).then(|| self.names.get(code))
+        (code != NONE).then(|| self.lex.names.get(code))
+    }
+
+    /// The run's names (codes of every chunk of this epoch).
+    pub fn names(&self) -> &'a Names {
+        &self.lex.names
     }
 
     /// Row `i` has every bit of `all` and none of `none` ([`fact`]).
     #[inline]
-    pub fn is(&self, i: usize, all: u16, none: u16) -> bool {
+    pub fn is(&self, i: usize, all: u32, none: u32) -> bool {
         self.facts[i] & (all | none) == all
+    }
+
+    /// `flow_direction` of row `i` ([`direction`]).
+    pub fn direction(&self, i: usize) -> i32 {
+        let f = self.facts[i];
+        if f & fact::INGRESS != 0 {
+            direction::INGRESS
+        } else if f & fact::EGRESS != 0 {
+            direction::EGRESS
+        } else if f & fact::OTHER_DIRECTION != 0 {
+            direction::OTHER
+        } else {
+            direction::UNKNOWN
+        }
     }
 
     /// Start of the `window_secs` window of row `i` (none without a `start`).
@@ -261,25 +382,22 @@ impl<'a> FlowRows<'a> {
 }
 
 /// A flows chunk's rows ([`FlowRows`]) from its batches (canonical schema): addresses
-/// and interfaces interned, the per-row facts derived, each distinct name judged once.
+/// and interfaces interned into the run's `lex`, the per-row facts derived, each new
+/// distinct name judged once.
 ///
 /// # Errors
 /// A batch does not have the canonical `flows` schema.
-pub fn flow_rows<'a>(batches: &'a [RecordBatch], allow: &Allow) -> Result<FlowRows<'a>> {
+pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Result<FlowRows<'a>> {
     let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    // Distinct addresses and interfaces: about a thousand per 16 K rows of the
-    // generated traffic; room for one per 8 rows.
-    let mut names = Names::with_capacity(n / 8);
+    let names = &mut lex.names;
     let [mut src, mut dst, mut psrc, mut pdst, mut eni] =
         std::array::from_fn(|_| Vec::with_capacity(n));
-    let mut dirs = Vec::with_capacity(n);
     let (ingress, egress) = (make_view(b"ingress", 0, 0), make_view(b"egress", 0, 0));
-    let mut facts: Vec<u16> = Vec::with_capacity(n);
+    let mut facts: Vec<u32> = Vec::with_capacity(n);
     let mut svc: Vec<Option<i32>> = Vec::with_capacity(n);
     let mut start: Vec<Cow<'a, [i64]>> = Vec::with_capacity(batches.len());
     let mut bytes: Vec<Cow<'a, [i64]>> = Vec::with_capacity(batches.len());
     let (accept_view, reject_view) = (make_view(b"ACCEPT", 0, 0), make_view(b"REJECT", 0, 0));
-    let opt = |a: &Int32Array, i: usize| a.is_valid(i).then(|| a.value(i));
     for batch in batches {
         let first = src.len();
         let (s, d) = (
@@ -296,41 +414,73 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], allow: &Allow) -> Result<FlowRo
         names.append_codes_or(ps, s, &src[first..], &mut psrc);
         names.append_codes_or(pd, d, &dst[first..], &mut pdst);
         names.append_codes(strs(batch, flows::col::INTERFACE_ID)?, &mut eni);
-        let dir = strs(batch, flows::col::FLOW_DIRECTION)?;
-        dirs.extend(dir.views().iter().enumerate().map(|(i, v)| match *v {
-            _ if dir.is_null(i) => direction::UNKNOWN,
-            v if v == ingress => direction::INGRESS,
-            v if v == egress => direction::EGRESS,
-            _ => direction::OTHER,
-        }));
-        let sport = i32s(batch, flows::col::SRCPORT)?;
-        let dport = i32s(batch, flows::col::DSTPORT)?;
-        let proto = i32s(batch, flows::col::PROTOCOL)?;
-        let flags = i32s(batch, flows::col::TCP_FLAGS)?;
-        let packets = i64s(batch, flows::col::PACKETS)?;
+        // Facts, column by column over plain slices (nulls as sentinels).
+        let sport = with_nulls_as(i32s(batch, flows::col::SRCPORT)?, NULL32);
+        let dport = with_nulls_as(i32s(batch, flows::col::DSTPORT)?, NULL32);
+        let proto = with_nulls_as(i32s(batch, flows::col::PROTOCOL)?, NULL32);
+        let flags = with_nulls_as(i32s(batch, flows::col::TCP_FLAGS)?, NULL32);
+        let packets = with_nulls_as(i64s(batch, flows::col::PACKETS)?, i64::MAX);
+        let rows = batch.num_rows();
+        for i in 0..rows {
+            let (p, f, sp, dp) = (proto[i], flags[i], sport[i], dport[i]);
+            let r = is_response(p, f, sp, dp);
+            let port = if r { sp } else { dp };
+            svc.push((port != NULL32).then_some(port));
+            let bit = |yes: bool, f: u32| if yes { f } else { 0 };
+            facts.push(
+                bit(r, fact::RESPONSE)
+                    | bit(p == 6 || p == 17, fact::TCP_OR_UDP)
+                    | bit(f == 2 || packets[i] <= 2, fact::SHORT),
+            );
+        }
+        let batch_facts = &mut facts[first..];
         // ACCEPT and REJECT are inline views: equal views, equal text.
         let action = strs(batch, flows::col::ACTION)?;
-        let src_service = strs(batch, flows::col::PKT_SRC_AWS_SERVICE)?;
-        let dst_service = strs(batch, flows::col::PKT_DST_AWS_SERVICE)?;
         let views = action.views();
+        let action_bits = |i: usize| {
+            let v = views[i];
+            if v == accept_view {
+                fact::ACCEPT
+            } else if v == reject_view {
+                fact::REJECT
+            } else {
+                0
+            }
+        };
+        match action.nulls() {
+            None => (0..rows).for_each(|i| batch_facts[i] |= action_bits(i)),
+            Some(n) => n
+                .valid_indices()
+                .for_each(|i| batch_facts[i] |= action_bits(i)),
+        }
+        set_where_valid(
+            batch_facts,
+            strs(batch, flows::col::PKT_SRC_AWS_SERVICE)?,
+            fact::SRC_AWS_SERVICE,
+        );
+        set_where_valid(
+            batch_facts,
+            strs(batch, flows::col::PKT_DST_AWS_SERVICE)?,
+            fact::DST_AWS_SERVICE,
+        );
+        let dir = strs(batch, flows::col::FLOW_DIRECTION)?;
+        if dir.null_count() < rows {
+            for (i, (f, v)) in batch_facts.iter_mut().zip(dir.views()).enumerate() {
+                *f |= match *v {
+                    _ if dir.is_null(i) => 0,
+                    v if v == ingress => fact::INGRESS,
+                    v if v == egress => fact::EGRESS,
+                    _ => fact::OTHER_DIRECTION,
+                };
+            }
+        }
         let s = i64s(batch, flows::col::START)?;
-        for i in 0..batch.num_rows() {
-            let (p, f) = (opt(proto, i), opt(flags, i));
-            let r = is_response(p, f, opt(sport, i), opt(dport, i));
-            svc.push(opt(if r { sport } else { dport }, i));
-            let valid = action.is_valid(i);
-            let short = f == Some(2) || (packets.is_valid(i) && packets.value(i) <= 2);
-            let bit = |yes: bool, f: u16| if yes { f } else { 0 };
-            facts.push(
-                bit(valid && views[i] == accept_view, fact::ACCEPT)
-                    | bit(valid && views[i] == reject_view, fact::REJECT)
-                    | bit(r, fact::RESPONSE)
-                    | bit(src_service.is_valid(i), fact::SRC_AWS_SERVICE)
-                    | bit(dst_service.is_valid(i), fact::DST_AWS_SERVICE)
-                    | bit(matches!(p, Some(6 | 17)), fact::TCP_OR_UDP)
-                    | bit(short, fact::SHORT)
-                    | bit(s.is_null(i), fact::NO_START),
-            );
+        if let Some(n) = s.nulls() {
+            for (f, ok) in batch_facts.iter_mut().zip(n.iter()) {
+                if !ok {
+                    *f |= fact::NO_START;
+                }
+            }
         }
         start.push(Cow::Borrowed(s.values()));
         let b = i64s(batch, flows::col::BYTES)?;
@@ -352,37 +502,30 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], allow: &Allow) -> Result<FlowRo
     };
     let (start, bytes) = (joined(start), joined(bytes));
 
-    // Scope and allowlists: judged once per distinct name (interfaces included: a
-    // handful), then per row by code.
-    let scope: Vec<Scope> = names.values().iter().map(|s| scope_of(s)).collect();
-    let cidr_hit: Vec<bool> = if allow.cidrs.is_empty() {
-        Vec::new()
-    } else {
-        names
-            .values()
-            .iter()
-            .map(|s| allow.cidrs.contains_str(s))
-            .collect()
-    };
-    let eni_hit: Vec<bool> = if allow.enis.is_empty() {
-        Vec::new()
-    } else {
-        names
-            .values()
-            .iter()
-            .map(|s| allow.enis.iter().any(|e| e == s))
-            .collect()
-    };
+    // Scope and allowlists: judged once per distinct name of the run, then per row
+    // by code.
+    lex.judge_new();
+    // Each column's pair of scope bits is the Scope (1 private, 2 public) times its
+    // private bit.
+    const _: () = assert!(Scope::Private as u32 == 1 && Scope::Public as u32 == 2);
+    let scope = |code: u32| lex.scope.get(code as usize).map_or(0, |s| *s as u32);
+    for (i, f) in facts.iter_mut().enumerate() {
+        *f |= (scope(src[i]) * fact::SRC_PRIVATE)
+            | (scope(dst[i]) * fact::DST_PRIVATE)
+            | (scope(psrc[i]) * fact::PSRC_PRIVATE)
+            | (scope(pdst[i]) * fact::PDST_PRIVATE);
+    }
+    let (allow, cidr_hit, eni_hit) = (&lex.allow, &lex.cidr_hit, &lex.eni_hit);
     if !(cidr_hit.is_empty() && eni_hit.is_empty() && allow.ports.is_empty()) {
         let hit = |codes: &[u32], table: &[bool], i: usize| {
             !table.is_empty() && codes[i] != NONE && table[codes[i] as usize]
         };
         for (i, f) in facts.iter_mut().enumerate() {
-            let allowed = hit(&src, &cidr_hit, i)
-                || hit(&dst, &cidr_hit, i)
-                || hit(&psrc, &cidr_hit, i)
-                || hit(&pdst, &cidr_hit, i)
-                || hit(&eni, &eni_hit, i)
+            let allowed = hit(&src, cidr_hit, i)
+                || hit(&dst, cidr_hit, i)
+                || hit(&psrc, cidr_hit, i)
+                || hit(&pdst, cidr_hit, i)
+                || hit(&eni, eni_hit, i)
                 || svc[i].is_some_and(|p| allow.ports.contains(&(p as u16)));
             if allowed {
                 *f |= fact::ALLOWED;
@@ -390,14 +533,12 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], allow: &Allow) -> Result<FlowRo
         }
     }
     Ok(FlowRows {
-        names,
-        scope,
+        lex,
         src,
         dst,
         psrc,
         pdst,
         eni,
-        direction: dirs,
         start,
         bytes,
         svc_port: svc,
@@ -545,15 +686,19 @@ mod tests {
     #[test]
     fn responder_direction() {
         // SYN-ACK seen: responder.
-        assert!(is_response(Some(6), Some(19), Some(443), Some(50000)));
+        assert!(is_response(6, 19, 443, 50000));
         // SYN only: initiator, whatever the ports.
-        assert!(!is_response(Some(6), Some(2), Some(22), Some(40000)));
+        assert!(!is_response(6, 2, 22, 40000));
         // No flags (v2): ports decide.
-        assert!(is_response(Some(6), None, Some(8080), Some(40000)));
-        assert!(!is_response(Some(6), None, Some(40000), Some(8080)));
-        assert!(is_response(Some(17), None, Some(53), Some(5353)));
-        assert!(!is_response(Some(6), None, Some(45000), Some(50000)));
-        assert!(!is_response(Some(1), None, Some(0), Some(0)));
+        assert!(is_response(6, NULL32, 8080, 40000));
+        assert!(!is_response(6, NULL32, 40000, 8080));
+        assert!(is_response(17, NULL32, 53, 5353));
+        assert!(!is_response(6, NULL32, 45000, 50000));
+        assert!(!is_response(1, NULL32, 0, 0));
+        // No ports (ICMP, NODATA): never.
+        assert!(!is_response(6, NULL32, NULL32, 40000));
+        // No protocol: ports decide.
+        assert!(is_response(NULL32, NULL32, 8080, 40000));
     }
 
     fn batch(lines: &[&str]) -> RecordBatch {
@@ -579,7 +724,8 @@ mod tests {
             ..Allow::default()
         };
         let b = [b];
-        let rows = flow_rows(&b, &allow).unwrap();
+        let mut lex = FlowNames::new(allow.clone());
+        let rows = flow_rows(&b, &mut lex).unwrap();
         assert_eq!(rows.len(), 4);
         let text = |codes: &[u32]| codes.iter().map(|c| rows.name(*c)).collect::<Vec<_>>();
         assert_eq!(
@@ -617,7 +763,9 @@ mod tests {
         assert_eq!(scopes(&rows.dst), [Public, Private, Unknown, Public]);
         assert_eq!(scopes(&rows.pdst), [Public, Private, Unknown, Public]);
         assert_eq!(
-            rows.direction,
+            (0..rows.len())
+                .map(|i| rows.direction(i))
+                .collect::<Vec<_>>(),
             [
                 direction::EGRESS,
                 direction::INGRESS,
@@ -636,11 +784,32 @@ mod tests {
         assert_eq!(
             rows.facts,
             [
-                ACCEPT | TCP_OR_UDP | SHORT,
-                REJECT | RESPONSE | TCP_OR_UDP,
+                ACCEPT
+                    | TCP_OR_UDP
+                    | SHORT
+                    | EGRESS
+                    | SRC_PRIVATE
+                    | DST_PUBLIC
+                    | PSRC_PRIVATE
+                    | PDST_PUBLIC,
+                REJECT
+                    | RESPONSE
+                    | TCP_OR_UDP
+                    | INGRESS
+                    | SRC_PRIVATE
+                    | DST_PRIVATE
+                    | PSRC_PRIVATE
+                    | PDST_PRIVATE,
                 NO_START,
                 // 203.0.113.9 is allowlisted; 9 packets, no flags: not short.
-                ACCEPT | TCP_OR_UDP | ALLOWED
+                ACCEPT
+                    | TCP_OR_UDP
+                    | ALLOWED
+                    | OTHER_DIRECTION
+                    | SRC_PRIVATE
+                    | DST_PUBLIC
+                    | PSRC_PRIVATE
+                    | PDST_PUBLIC
             ]
         );
         assert!(rows.is(0, ACCEPT | SHORT, REJECT));
@@ -649,7 +818,8 @@ mod tests {
         // The same rows in two batches (copied columns rather than the batch's own)
         // read the same.
         let two = [b[0].slice(0, 2), b[0].slice(2, 2)];
-        let split = flow_rows(&two, &allow).unwrap();
+        let mut lex2 = FlowNames::new(allow.clone());
+        let split = flow_rows(&two, &mut lex2).unwrap();
         let windows = |r: &FlowRows<'_>| (0..r.len()).map(|i| r.window(i, 300)).collect::<Vec<_>>();
         assert_eq!(windows(&split), windows(&rows));
         assert_eq!(split.bytes, rows.bytes);
@@ -660,6 +830,46 @@ mod tests {
             .map(|c| split.name(*c))
             .collect::<Vec<_>>();
         assert_eq!(split_text, text(&rows.psrc));
+
+        // The next chunk coded with the same names: the same codes, judged as before,
+        // and a new name judged too.
+        let (codes, facts) = (rows.psrc.clone(), rows.facts.clone());
+        let (epoch, known) = (lex.names().epoch(), lex.names().len());
+        let next = [batch(&[
+            "5 eni-a 100.64.100.100 8.8.8.8 10.0.0.1 - 40000 443 6 3 100 1 2 ACCEPT OK egress 2",
+            "5 eni-b 100.64.100.200 10.0.0.1 - - 443 40000 6 3 100 1 2 REJECT OK ingress 18",
+            "5 - - - - - - - - - - - - - NODATA - -",
+            "5 eni-a 10.0.0.1 203.0.113.9 - - 50000 22 17 9 60 301 302 ACCEPT OK sideways -",
+            "5 eni-c 203.0.113.77 10.0.0.1 - - 50000 22 17 9 60 301 302 ACCEPT OK ingress -",
+        ])];
+        let again = flow_rows(&next, &mut lex).unwrap();
+        assert_eq!(again.psrc[..4], codes);
+        assert_eq!(again.facts[..4], facts);
+        assert_eq!(
+            again.facts[4],
+            ACCEPT
+                | TCP_OR_UDP
+                | ALLOWED
+                | INGRESS
+                | SRC_PUBLIC
+                | DST_PRIVATE
+                | PSRC_PUBLIC
+                | PDST_PRIVATE
+        );
+        assert_eq!(again.scope(again.src[4]), Public);
+        assert_eq!(again.names().epoch(), epoch);
+        assert_eq!(again.names().len(), known + 2);
+        let again_facts = again.facts.clone();
+        // Past the bound the codes start over, under a new epoch.
+        lex.bound(known + 2);
+        assert_eq!(lex.names().epoch(), epoch);
+        lex.bound(known);
+        assert_ne!(lex.names().epoch(), epoch);
+        assert!(lex.names().is_empty());
+        let fresh = flow_rows(&next, &mut lex).unwrap();
+        assert_eq!(fresh.psrc[..4], codes);
+        assert_eq!(fresh.facts, again_facts);
+        assert_eq!(fresh.scope(fresh.src[4]), Public);
     }
 
     #[test]
@@ -670,7 +880,8 @@ mod tests {
             "5 eni-a 10.0.0.1 10.0.0.3 - - 40002 22 6 1 60 30 31 ACCEPT OK egress 2",
             "5 eni-a 10.0.0.1 10.0.0.2 - - 40003 22 6 1 60 400 401 REJECT OK egress 2",
         ])];
-        let rows = flow_rows(&b, &Allow::default()).unwrap();
+        let mut lex = FlowNames::new(Allow::default());
+        let rows = flow_rows(&b, &mut lex).unwrap();
         let groups = rows.aggregate(
             |i| {
                 rows.is(i, fact::REJECT, 0)
