@@ -7,7 +7,10 @@
 # CPU time rather than wall time: the pipeline decodes on one task and detects on
 # another, so wall time would hide the work on a 2-core machine.
 # Environment: FLOWLENS_BENCH_SCALE (traffic multiplier, default 300), FLOWLENS_BENCH_HOURS
-# (2), FLOWLENS_BENCH_DIR, FLOWLENS_BENCH_RUNS.
+# (2), FLOWLENS_BENCH_DIR, FLOWLENS_BENCH_RUNS; FLOWLENS_BENCH_SET: all (default: the
+# generator's three flow logs), v2 (default-format gz text), v5 (custom-order gz text) or
+# parquet; FLOWLENS_BENCH_PIN=1 runs every scan on one CPU (taskset -c 0), so decoding
+# and detecting share one core's caches and time as on a one-vCPU Lambda.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -24,7 +27,19 @@ if [ ! -d "$logs" ]; then
   "$BIN" generate --out "$logs" --hours "$HOURS" --scale "$SCALE" --seed 1
 fi
 # The flow logs only (the WAF objects have a benchmark of their own in the decoder's).
-flows=$(find "$logs" -type d -name vpcflowlogs -o -type d -name 'aws-service=vpcflowlogs' | sort)
+# The generator writes the v2 log in the default key layout, the v5 and parquet ones in
+# the hive-style layout.
+case "${FLOWLENS_BENCH_SET:-all}" in
+  all) flows=$(find "$logs" -type d -name vpcflowlogs -o -type d -name 'aws-service=vpcflowlogs' | sort) ;;
+  v2) flows=$(find "$logs" -path '*/vpcflowlogs/*' -name '*.log.gz' | sort) ;;
+  v5) flows=$(find "$logs" -path '*/aws-service=vpcflowlogs/*' -name '*.log.gz' | sort) ;;
+  parquet) flows=$(find "$logs" -path '*vpcflowlogs*' -name '*.parquet' | sort) ;;
+  *) echo "FLOWLENS_BENCH_SET: all, v2, v5 or parquet" >&2; exit 2 ;;
+esac
+pin=()
+if [ "${FLOWLENS_BENCH_PIN:-0}" = 1 ]; then
+  pin=(taskset -c 0)
+fi
 
 none="$WORK/no-detectors.toml"
 for d in exfiltration_spike lateral_movement cross_az_cost scraping_bot public_exposure; do
@@ -36,7 +51,7 @@ best_cpu() { # config → best user+sys seconds over $RUNS runs
   for _ in $(seq "$RUNS"); do
     local t
     # shellcheck disable=SC2086
-    t=$( { /usr/bin/time -f '%U %S' env POLARS_MAX_THREADS=1 "$BIN" scan $flows \
+    t=$( { /usr/bin/time -f '%U %S' "${pin[@]}" env POLARS_MAX_THREADS=1 "$BIN" scan $flows \
       --concurrency 1 --quiet --config "$1" --report "$WORK/scan-report.json" >/dev/null; } 2>&1 | tail -1)
     t=$(python3 -c "u, s = '$t'.split(); print(float(u) + float(s))")
     best=$(python3 -c "print(min(float(x) for x in '$best $t'.split()))")
