@@ -176,8 +176,8 @@ struct State {
 /// Name code → atom, kept across chunks ([`State::coded`]).
 #[derive(Debug, Clone, Default)]
 struct CodedAtoms {
-    /// The names' epoch + 1 (0: none yet).
-    epoch: u64,
+    /// The names' epoch the table was filled under.
+    epoch: Option<u64>,
     ids: Vec<u32>,
 }
 
@@ -553,9 +553,9 @@ impl Detector for Exfiltration {
             coded,
             ..
         } = &mut self.state;
-        if coded.epoch != names.epoch() + 1 {
+        if coded.epoch != Some(names.epoch()) {
             *coded = CodedAtoms {
-                epoch: names.epoch() + 1,
+                epoch: Some(names.epoch()),
                 ids: Vec::new(),
             };
         }

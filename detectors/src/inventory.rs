@@ -97,7 +97,7 @@ impl Merge for Owner {
 const UNSET: u32 = u32::MAX;
 
 /// Per-code tables of [`Inventory::learn`], kept from chunk to chunk: every entry is
-/// [`UNSET`] between chunks (a chunk resets those it set).
+/// unset between chunks (a chunk resets those it set).
 #[derive(Debug, Default)]
 pub struct Tables {
     /// Interface code → index of its entry in the chunk's list.
@@ -231,19 +231,16 @@ impl Inventory {
                 // The interface's own address: the source of its egress records, the
                 // destination of its other directed ones (private addresses only).
                 let f = rows.facts[r];
-                let o = if f & fact::EGRESS != 0 {
-                    if f & fact::SRC_PRIVATE == 0 {
-                        continue;
-                    }
-                    rows.src[r]
+                let (o, private) = if f & fact::EGRESS != 0 {
+                    (rows.src[r], fact::SRC_PRIVATE)
                 } else if f & (fact::INGRESS | fact::OTHER_DIRECTION) != 0 {
-                    if f & fact::DST_PRIVATE == 0 {
-                        continue;
-                    }
-                    rows.dst[r]
+                    (rows.dst[r], fact::DST_PRIVATE)
                 } else {
                     continue;
                 };
+                if f & private == 0 {
+                    continue;
+                }
                 let have = &mut owners[o as usize];
                 if *have == UNSET {
                     owned.push(o);

@@ -113,11 +113,6 @@ impl Names {
         text_of(&self.text, &self.ends, code)
     }
 
-    /// The distinct strings, in code order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        (0..self.ends.len() as u32).map(|c| self.get(c))
-    }
-
     /// Number of distinct strings.
     pub fn len(&self) -> usize {
         self.ends.len()
@@ -126,11 +121,6 @@ impl Names {
     /// Nothing interned yet.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
-    }
-
-    /// Bytes of text held.
-    pub fn text_bytes(&self) -> usize {
-        self.text.len()
     }
 
     /// Identifies these names and their codes: different for every `Names` of the
@@ -224,15 +214,12 @@ impl Names {
         if nulls.is_none() && base.is_none() {
             // The usual column (addresses, interfaces): one cache probe per row.
             let views = a.views();
-            out.extend(views.iter().enumerate().map(|(i, &view)| {
-                let h = slot(view);
-                let hit = self.cache[h];
-                if hit.view == view && hit.code != NONE && (hit.array == array || hit.array == 0) {
-                    hit.code
-                } else {
-                    self.miss(a, i, h, array)
-                }
-            }));
+            out.extend(
+                views
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &view)| self.code_of(a, i, view, array)),
+            );
             return;
         }
         let base_views = base.map_or(&[][..], |(b, _)| &b.views()[..]);
@@ -253,15 +240,20 @@ impl Names {
                 out.push(base_codes[i]);
                 continue;
             }
-            let h = slot(view);
-            let hit = self.cache[h];
-            let code =
-                if hit.view == view && hit.code != NONE && (hit.array == array || hit.array == 0) {
-                    hit.code
-                } else {
-                    self.miss(a, i, h, array)
-                };
-            out.push(code);
+            out.push(self.code_of(a, i, view, array));
+        }
+    }
+
+    /// The code of row `i` of `a` (valid, its view `view`; `a` is array number
+    /// `array`): from the view cache, else interned ([`Names::miss`]).
+    #[inline]
+    fn code_of(&mut self, a: &StringViewArray, i: usize, view: u128, array: u32) -> u32 {
+        let h = slot(view);
+        let hit = self.cache[h];
+        if hit.view == view && hit.code != NONE && (hit.array == array || hit.array == 0) {
+            hit.code
+        } else {
+            self.miss(a, i, h, array)
         }
     }
 
@@ -297,6 +289,11 @@ mod tests {
     }
 
     impl Names {
+        /// The distinct strings, in code order.
+        fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+            (0..self.len() as u32).map(|c| self.get(c))
+        }
+
         /// The code of every row of `a` (a null row stays null).
         fn codes(&mut self, a: &StringViewArray) -> UInt32Array {
             let mut out = Vec::with_capacity(a.len());
@@ -441,9 +438,8 @@ mod tests {
             }
         }
 
-        // Arrays built with deduplicated blocks reuse views for repeated values, and
-        // views of long values equal across rows only when the bytes are: codes must
-        // follow the text either way.
+        // One `Names` over several arrays (inline views stay cached from one to the
+        // next, long ones do not) and a clear among them: codes follow the text.
         #[test]
         fn codes_follow_the_text_across_arrays_and_clears(
             arrays in proptest::collection::vec(
@@ -488,6 +484,9 @@ mod tests {
             }
         }
 
+        // Arrays built with deduplicated blocks reuse views for repeated values, and
+        // views of long values equal across rows only when the bytes are: codes must
+        // follow the text either way.
         #[test]
         fn codes_follow_the_text(
             rows in proptest::collection::vec(proptest::option::of(0usize..6), 0..200),

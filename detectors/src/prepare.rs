@@ -247,6 +247,16 @@ impl FlowNames {
         }
     }
 
+    /// The scope of a code's name ([`Scope::Unknown`] for [`NONE`]), as judged by
+    /// [`FlowNames::judge_new`]. (Rows carry it as [`fact`] bits.)
+    #[inline]
+    fn scope(&self, code: u32) -> Scope {
+        self.scope
+            .get(code as usize)
+            .copied()
+            .unwrap_or(Scope::Unknown)
+    }
+
     /// Judges the names interned since the last call.
     fn judge_new(&mut self) {
         let new = self.scope.len()..self.names.len();
@@ -300,17 +310,6 @@ impl<'a> FlowRows<'a> {
     /// No rows.
     pub fn is_empty(&self) -> bool {
         self.src.is_empty()
-    }
-
-    /// The scope of a code column's value ([`Scope::Unknown`] for [`NONE`]): judged
-    /// once per distinct name.
-    #[inline]
-    pub fn scope(&self, code: u32) -> Scope {
-        self.lex
-            .scope
-            .get(code as usize)
-            .copied()
-            .unwrap_or(Scope::Unknown)
     }
 
     /// The text of a code column's value ([`NONE`]: none).
@@ -483,17 +482,7 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
             }
         }
         start.push(Cow::Borrowed(s.values()));
-        let b = i64s(batch, flows::col::BYTES)?;
-        bytes.push(match b.nulls() {
-            None => Cow::Borrowed(b.values()),
-            Some(nulls) => Cow::Owned(
-                b.values()
-                    .iter()
-                    .zip(nulls.iter())
-                    .map(|(v, ok)| if ok { *v } else { 0 })
-                    .collect(),
-            ),
-        });
+        bytes.push(with_nulls_as(i64s(batch, flows::col::BYTES)?, 0));
     }
     // One batch (the usual chunk): its buffers as they are; else one copy.
     let joined = |mut parts: Vec<Cow<'a, [i64]>>| match parts.len() {
@@ -508,7 +497,7 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
     // Each column's pair of scope bits is the Scope (1 private, 2 public) times its
     // private bit.
     const _: () = assert!(Scope::Private as u32 == 1 && Scope::Public as u32 == 2);
-    let scope = |code: u32| lex.scope.get(code as usize).map_or(0, |s| *s as u32);
+    let scope = |code: u32| lex.scope(code) as u32;
     for (i, f) in facts.iter_mut().enumerate() {
         *f |= (scope(src[i]) * fact::SRC_PRIVATE)
             | (scope(dst[i]) * fact::DST_PRIVATE)
@@ -757,7 +746,7 @@ mod tests {
         // One code per text across columns.
         assert_eq!(rows.psrc[0], rows.dst[1]);
         use Scope::{Private, Public, Unknown};
-        let scopes = |codes: &[u32]| codes.iter().map(|c| rows.scope(*c)).collect::<Vec<_>>();
+        let scopes = |codes: &[u32]| codes.iter().map(|c| rows.lex.scope(*c)).collect::<Vec<_>>();
         assert_eq!(scopes(&rows.src), [Private, Private, Unknown, Private]);
         assert_eq!(scopes(&rows.psrc), [Private, Private, Unknown, Private]);
         assert_eq!(scopes(&rows.dst), [Public, Private, Unknown, Public]);
@@ -856,7 +845,7 @@ mod tests {
                 | PSRC_PUBLIC
                 | PDST_PRIVATE
         );
-        assert_eq!(again.scope(again.src[4]), Public);
+        assert_eq!(again.lex.scope(again.src[4]), Public);
         assert_eq!(again.names().epoch(), epoch);
         assert_eq!(again.names().len(), known + 2);
         let again_facts = again.facts.clone();
@@ -869,7 +858,7 @@ mod tests {
         let fresh = flow_rows(&next, &mut lex).unwrap();
         assert_eq!(fresh.psrc[..4], codes);
         assert_eq!(fresh.facts, again_facts);
-        assert_eq!(fresh.scope(fresh.src[4]), Public);
+        assert_eq!(fresh.lex.scope(fresh.src[4]), Public);
     }
 
     #[test]
