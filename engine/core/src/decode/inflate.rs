@@ -105,7 +105,7 @@ thread_local! {
 /// Length of the gzip member header at the start of `data` (RFC 1952: the fixed ten
 /// bytes, then the optional extra field, file name, comment and header CRC the flags
 /// announce), or `None` if it is not a complete deflate member header.
-fn header_len(data: &[u8]) -> Option<usize> {
+pub(super) fn header_len(data: &[u8]) -> Option<usize> {
     const FHCRC: u8 = 1 << 1;
     const FEXTRA: u8 = 1 << 2;
     const FNAME: u8 = 1 << 3;
@@ -226,7 +226,7 @@ pub fn gunzip_all(data: &[u8], out: &mut Vec<u8>) -> Result<Vec<Member>, Inflate
 
 /// CRC-32 of `bytes` continuing from `crc` (libdeflate's, which uses the processor's
 /// carry-less multiplication).
-fn crc32(crc: u32, bytes: &[u8]) -> u32 {
+pub(super) fn crc32(crc: u32, bytes: &[u8]) -> u32 {
     // SAFETY: `bytes` is valid for reads of bytes.len() bytes.
     unsafe { libdeflate_crc32(crc, bytes.as_ptr().cast(), bytes.len()) }
 }
