@@ -12,8 +12,14 @@
 //! caller expects (tabs, runs of spaces, `\r`, control bytes, non-ASCII text) sends the
 //! line to the general path, so this module only ever has to be right about plain
 //! printable ASCII.
+//!
+//! The release build targets the x86-64 baseline, which has no hardware popcount or
+//! bit-scan-and-clear: on a processor with AVX2 (`x86-64-v3`, nearly every x86 server
+//! since 2015) the indexing pass runs a copy compiled for it, chosen at run time. That
+//! took 6 % of the instructions off parsing v5 records and 5 % off v2 (callgrind); the
+//! record loop compiled the same way came out no better, so it stays portable.
 
-#![allow(unsafe_code)] // SSE2 loads in `stop_mask` and the prefetch hint (x86-64 only)
+#![allow(unsafe_code)] // SIMD loads in the stop masks, the prefetch hint and the AVX2 dispatch (x86-64 only)
 
 const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -95,6 +101,38 @@ fn stop_mask(block: &[u8; 64]) -> u64 {
     mask
 }
 
+/// [`stop_mask`] with AVX2: two 32-byte compares instead of four 16-byte ones.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn stop_mask_avx2(block: &[u8; 64]) -> u64 {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpgt_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
+    };
+    let limit = _mm256_set1_epi8(0x21);
+    let half = |at: usize| {
+        // SAFETY: `block` has 64 bytes, so `at` (0 or 32) leaves 32 to read;
+        // `_mm256_loadu_si256` has no alignment requirement.
+        let v = unsafe { _mm256_loadu_si256(block.as_ptr().add(at).cast::<__m256i>()) };
+        // Signed compare: 0x80..=0xff are negative, so "below 0x21" catches them too.
+        _mm256_movemask_epi8(_mm256_cmpgt_epi8(limit, v)) as u32 as u64
+    };
+    half(0) | half(32) << 32
+}
+
+/// Whether the processor has what [`Stops::index_v3`] is compiled for (AVX2, BMI1/2,
+/// POPCNT, LZCNT: `x86-64-v3`), checked once per window (the standard library caches
+/// the answer).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(super) fn has_v3() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("bmi1")
+        && std::arch::is_x86_feature_detected!("bmi2")
+        && std::arch::is_x86_feature_detected!("popcnt")
+        && std::arch::is_x86_feature_detected!("lzcnt")
+}
+
 /// Bit `i` set when `block[i]` is a stop byte (not printable ASCII).
 #[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
@@ -152,6 +190,33 @@ pub(super) struct Stops {
 impl Stops {
     /// Indexes `buf[from..]`, at most [`WINDOW`] bytes of it; the cursor starts there.
     pub(super) fn index(&mut self, buf: &[u8], from: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if has_v3() {
+            // SAFETY: the processor has the features `index_v3` is compiled for.
+            return unsafe { self.index_v3(buf, from) };
+        }
+        self.index_in::<false>(buf, from);
+    }
+
+    /// [`Stops::index`] compiled for `x86-64-v3` (hardware popcount and bit scans for
+    /// the stop positions, AVX2 for the masks).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,popcnt,lzcnt")]
+    fn index_v3(&mut self, buf: &[u8], from: usize) {
+        self.index_in::<true>(buf, from);
+    }
+
+    /// The body of [`Stops::index`]; `V3` only where the processor has AVX2.
+    #[inline(always)]
+    fn index_in<const V3: bool>(&mut self, buf: &[u8], from: usize) {
+        let mask = |block: &[u8; 64]| {
+            #[cfg(target_arch = "x86_64")]
+            if V3 {
+                // SAFETY: `V3` is true only in `index_v3`, reached after `has_v3`.
+                return unsafe { stop_mask_avx2(block) };
+            }
+            stop_mask(block)
+        };
         let window = &buf[from..buf.len().min(from + WINDOW)];
         // Every byte could be a stop, plus the eight written past the last one.
         let room = window.len() + 64;
@@ -164,18 +229,13 @@ impl Stops {
         let tail = blocks.remainder();
         for (b, block) in blocks.enumerate() {
             prefetch(block.as_ptr().wrapping_add(PREFETCH_AHEAD));
-            n += push_stops(
-                out,
-                n,
-                b * 64,
-                stop_mask(block.try_into().expect("64 bytes")),
-            );
+            n += push_stops(out, n, b * 64, mask(block.try_into().expect("64 bytes")));
         }
         if !tail.is_empty() {
             // Padding with a printable byte adds no stop.
             let mut block = [b'x'; 64];
             block[..tail.len()].copy_from_slice(tail);
-            n += push_stops(out, n, window.len() - tail.len(), stop_mask(&block));
+            n += push_stops(out, n, window.len() - tail.len(), mask(&block));
         }
         self.len = n;
         self.base = from;
@@ -371,13 +431,23 @@ mod tests {
             let expected = scalar_stops(&block).iter().fold(0u64, |m, &i| m | 1 << i);
             prop_assert_eq!(stop_mask(&block), expected);
             prop_assert_eq!(stop_mask_swar(&block), expected);
+            #[cfg(target_arch = "x86_64")]
+            if has_v3() {
+                // SAFETY: the processor has AVX2 (just checked).
+                prop_assert_eq!(unsafe { stop_mask_avx2(&block) }, expected);
+            }
         }
 
         #[test]
         fn stops_match_a_byte_loop(bytes in proptest::collection::vec(any::<u8>(), 0..300), from in 0usize..300) {
             let from = from.min(bytes.len());
             let expected: Vec<usize> = scalar_stops(&bytes).into_iter().filter(|&p| p >= from).collect();
-            prop_assert_eq!(all_stops(&bytes, from), expected);
+            prop_assert_eq!(&all_stops(&bytes, from), &expected);
+            // The portable body too, which `index` skips where the processor has AVX2.
+            let mut stops = Stops::default();
+            stops.index_in::<false>(&bytes, from);
+            let portable: Vec<usize> = std::iter::from_fn(|| stops.next()).collect();
+            prop_assert_eq!(portable, expected);
         }
 
         #[test]
