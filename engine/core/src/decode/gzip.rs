@@ -5,10 +5,11 @@
 //!
 //! The member walk is done here, the deflate bodies by a raw inflater: member headers
 //! are parsed by the same code as the whole-buffer path's, and the output is collected
-//! in a buffer of [`OUTPUT_BYTES`] before it is forwarded. A decoder that forwarded
-//! every 32 KiB (as `flate2`'s gzip writers do) spent a third of a large v5 object's
-//! inflate time on the small steps; each forwarded slice's CRC-32 is computed right
-//! after the record decoder read it, while it is still in the cache.
+//! in a buffer of [`OUTPUT_BYTES`] before it is forwarded; each forwarded slice's
+//! CRC-32 is computed by libdeflate right after the record decoder read it, while it is
+//! still in the cache. `flate2`'s gzip writer, used before, forwarded 32 KiB at a time
+//! and checked with zlib-rs's software CRC-32, which alone took 14 % of a streamed v5
+//! object's decode time (perf); this walk took a fifth of the instructions off it.
 
 use std::io::{self, Write};
 
