@@ -15,7 +15,7 @@ use std::io::{self, Write};
 
 use flate2::{Decompress, FlushDecompress, Status};
 
-use super::inflate::{crc32, header_len};
+use super::inflate::{Header, crc32, member_header};
 
 /// The two magic bytes every gzip member starts with.
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -117,31 +117,29 @@ impl<W: Write> GzipStream<W> {
             return Ok(0);
         }
         if self.pending.is_empty()
-            && let Some(n) = header_len(input)
+            && let Header::Complete(n) = member_header(input)
         {
             self.part = Part::Body;
             return Ok(n);
         }
         let had = self.pending.len();
         self.pending.extend_from_slice(input);
-        let fixed = &self.pending[..self.pending.len().min(4)];
-        if fixed.len() >= 3 && !is_gzip(fixed) || fixed.len() == 4 && fixed[3] & 0xe0 != 0 {
-            return Err(broken(format!(
-                "gzip member {} does not start with a gzip header (bytes {:02x?})",
-                self.member, fixed
-            )));
-        }
-        match header_len(&self.pending) {
-            Some(n) => {
+        match member_header(&self.pending) {
+            Header::Complete(n) => {
                 self.pending.clear();
                 self.part = Part::Body;
                 Ok(n - had)
             }
-            None if self.pending.len() > MAX_HEADER_BYTES => Err(broken(format!(
+            Header::Invalid => Err(broken(format!(
+                "gzip member {} does not start with a gzip header (bytes {:02x?})",
+                self.member,
+                &self.pending[..self.pending.len().min(4)]
+            ))),
+            Header::Incomplete if self.pending.len() > MAX_HEADER_BYTES => Err(broken(format!(
                 "gzip member {} has a header longer than {MAX_HEADER_BYTES} bytes",
                 self.member
             ))),
-            None => Ok(input.len()),
+            Header::Incomplete => Ok(input.len()),
         }
     }
 
@@ -233,7 +231,7 @@ impl<W: Write> GzipStream<W> {
         match self.part {
             Part::Padding => Ok(()),
             Part::Header if self.pending.is_empty() && self.member > 1 => Ok(()),
-            Part::Header if self.member == 1 && self.pending.is_empty() => {
+            Part::Header if self.pending.is_empty() => {
                 Err(broken("the gzip stream holds no member".into()))
             }
             Part::Header => Err(broken(format!(
@@ -270,6 +268,13 @@ mod tests {
     use super::*;
     use flate2::Compression;
     use flate2::write::GzEncoder;
+
+    /// `lines` numbered lines.
+    fn numbered(lines: u32) -> Vec<u8> {
+        (0..lines)
+            .flat_map(|i| format!("{i}\n").into_bytes())
+            .collect()
+    }
 
     fn gz(data: &[u8]) -> Vec<u8> {
         let mut e = GzEncoder::new(Vec::new(), Compression::fast());
@@ -332,9 +337,7 @@ mod tests {
 
     #[test]
     fn every_damage_is_named_and_keeps_the_output_before_it() {
-        let data: Vec<u8> = (0..50_000u32)
-            .flat_map(|i| format!("{i}\n").into_bytes())
-            .collect();
+        let data = numbered(50_000);
         let good = gz(&data);
         let n = good.len();
         let flip = |at: usize| {
@@ -395,9 +398,7 @@ mod tests {
 
     #[test]
     fn truncation_is_an_error_after_the_good_prefix() {
-        let data: Vec<u8> = (0..200_000u32)
-            .flat_map(|i| format!("{i}\n").into_bytes())
-            .collect();
+        let data = numbered(200_000);
         let input = gz(&data);
         let cut = &input[..input.len() / 2];
         let mut s = GzipStream::new(Vec::new());

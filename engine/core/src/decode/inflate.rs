@@ -102,34 +102,51 @@ thread_local! {
     static DECOMPRESSOR: std::cell::RefCell<Option<Decompressor>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Length of the gzip member header at the start of `data` (RFC 1952: the fixed ten
+/// What the start of a buffer holds as a gzip member header (RFC 1952: the fixed ten
 /// bytes, then the optional extra field, file name, comment and header CRC the flags
-/// announce), or `None` if it is not a complete deflate member header.
-pub(super) fn header_len(data: &[u8]) -> Option<usize> {
+/// announce).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Header {
+    /// A whole header of this many bytes.
+    Complete(usize),
+    /// The start of one: more bytes are needed.
+    Incomplete,
+    /// Not a deflate member header (magic, method or reserved flag bits).
+    Invalid,
+}
+
+/// Reads the gzip member header at the start of `data` (see [`Header`]).
+pub(super) fn member_header(data: &[u8]) -> Header {
     const FHCRC: u8 = 1 << 1;
     const FEXTRA: u8 = 1 << 2;
     const FNAME: u8 = 1 << 3;
     const FCOMMENT: u8 = 1 << 4;
     const RESERVED: u8 = 0xe0;
-    let fixed = data.get(..10)?;
-    if !is_gzip(fixed) || fixed[3] & RESERVED != 0 {
-        return None;
+    let head = &data[..data.len().min(4)];
+    if head.len() >= 3 && !is_gzip(head) || head.len() == 4 && head[3] & RESERVED != 0 {
+        return Header::Invalid;
     }
-    let flags = fixed[3];
-    let mut at = 10;
-    if flags & FEXTRA != 0 {
-        let xlen = u16::from_le_bytes(data.get(at..at + 2)?.try_into().ok()?) as usize;
-        at += 2 + xlen;
-    }
-    for flag in [FNAME, FCOMMENT] {
-        if flags & flag != 0 {
-            at += data.get(at..)?.iter().position(|&b| b == 0)? + 1;
+    let optional = || {
+        let flags = *data.get(3)?;
+        let mut at = 10;
+        if flags & FEXTRA != 0 {
+            let xlen = u16::from_le_bytes(data.get(at..at + 2)?.try_into().ok()?) as usize;
+            at += 2 + xlen;
         }
+        for flag in [FNAME, FCOMMENT] {
+            if flags & flag != 0 {
+                at += data.get(at..)?.iter().position(|&b| b == 0)? + 1;
+            }
+        }
+        if flags & FHCRC != 0 {
+            at += 2;
+        }
+        (at <= data.len()).then_some(at)
+    };
+    match optional() {
+        Some(n) => Header::Complete(n),
+        None => Header::Incomplete,
     }
-    if flags & FHCRC != 0 {
-        at += 2;
-    }
-    (at <= data.len()).then_some(at)
 }
 
 /// One gzip member of an inflated object: where its output ends and the CRC-32 its
@@ -160,7 +177,9 @@ pub fn gunzip_all(data: &[u8], out: &mut Vec<u8>) -> Result<Vec<Member>, Inflate
             if rest.iter().all(|b| *b == 0) {
                 break; // zero padding after the last member
             }
-            let header = header_len(rest).ok_or(InflateError::BadData)?;
+            let Header::Complete(header) = member_header(rest) else {
+                return Err(InflateError::BadData);
+            };
             let body = &rest[header..];
             // A trailer can be anything in a cut or multi-member input: trust the size it
             // gives only within deflate's maximum ratio (about 1032:1).
@@ -381,9 +400,11 @@ mod tests {
         for (at, value) in [(3, 0x20u8), (2, 7)] {
             let mut bent = gz(text);
             bent[at] = value;
-            assert_eq!(header_len(&bent), None);
+            assert_eq!(member_header(&bent), Header::Invalid);
         }
-        assert_eq!(header_len(&gz(text)[..9]), None);
+        assert_eq!(member_header(&gz(text)[..9]), Header::Incomplete);
+        assert_eq!(member_header(&gz(text)[..2]), Header::Incomplete);
+        assert_eq!(member_header(b"PAR1"), Header::Invalid);
     }
 
     #[test]
