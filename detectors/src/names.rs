@@ -11,12 +11,14 @@
 //! Past [`Names::clear`] (the registry bounds the run's names) codes start over under
 //! a new [`Names::epoch`].
 //!
-//! Interning reads each row's Arrow view first: within one array an equal view is
-//! equal text (an inline view holds the text, a long one its buffer, offset and
-//! length), and the decoders give a repeated value the view of its first copy, so most
-//! rows cost one lookup in a small direct-mapped cache of recent views; an inline view
-//! (at most 12 bytes: most private addresses) is the text in any array, so it stays
-//! cached from batch to batch. Only a miss hashes the text.
+//! Interning reads each row's Arrow view first and looks it up in a small
+//! direct-mapped cache of recent keys. A text of at most 15 bytes (every IPv4 address,
+//! short IPv6 ones) is its own key: an inline view (at most 12 bytes) holds it, and the
+//! 13 to 15 bytes of a longer one (a public address such as `198.51.100.141`) are read
+//! from its buffer, so such a text stays cached from column to column and batch to
+//! batch. A longer text (interfaces, IPv6) is keyed by its view and array: within one
+//! array an equal view is equal text (its buffer, offset and length), and the decoders
+//! give a repeated value the view of its first copy. Only a miss hashes the text.
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,24 +33,66 @@ pub const NONE: u32 = u32::MAX;
 /// Slots of the view cache (a power of two).
 const CACHE_BITS: u32 = 12;
 
+/// Texts up to this many bytes are their own cache key ([`short_key`]).
+const SHORT: usize = 15;
+
 #[derive(Debug, Clone, Copy)]
 struct Cached {
-    view: u128,
-    /// [`NONE`]: an empty slot (whose view, all zeros, is also the empty string's).
+    /// A [`short_key`] (`array` 0), else a view of array `array`.
+    key: u128,
+    /// [`NONE`]: an empty slot (whose key, all zeros, is also the empty string's).
     code: u32,
-    /// Which array the view belongs to (views of long strings mean nothing elsewhere;
-    /// 0: an inline view, the text itself in any array).
+    /// Which array the view belongs to (views of long strings mean nothing elsewhere);
+    /// 0: a short key, the text itself in any array.
     array: u32,
 }
 
 impl Default for Cached {
     fn default() -> Self {
         Cached {
-            view: 0,
+            key: 0,
             code: NONE,
             array: 0,
         }
     }
+}
+
+/// The cache key of a text of at most [`SHORT`] bytes: the bytes, zero-padded, with
+/// the length in the last byte — equal keys, equal text.
+#[inline]
+fn short_key(text: &[u8]) -> u128 {
+    debug_assert!(text.len() <= SHORT);
+    let mut b = [0u8; 16];
+    b[..text.len()].copy_from_slice(text);
+    b[15] = text.len() as u8;
+    u128::from_le_bytes(b)
+}
+
+/// [`short_key`] of a long view's text of 13 to [`SHORT`] bytes: one 16-byte load from
+/// its buffer, masked to its length, where the buffer has 16 bytes from its offset;
+/// else copied.
+#[inline(always)]
+fn long_short_key(a: &StringViewArray, view: u128) -> u128 {
+    let v = arrow::array::ByteView::from(view);
+    let len = v.length as usize;
+    let buffer = &a.data_buffers()[v.buffer_index as usize];
+    let at = v.offset as usize;
+    match buffer.get(at..at + 16) {
+        Some(b) => {
+            let bytes = u128::from_le_bytes(b.try_into().expect("16 bytes"));
+            let text = bytes & ((1u128 << (8 * len)) - 1);
+            text | ((len as u128) << 120)
+        }
+        None => short_key(&buffer[at..at + len]),
+    }
+}
+
+/// [`short_key`] of an inline view's text (length at most 12), from the view alone:
+/// its bytes 4..16 are the text (the padding zero, as Arrow writes it; a view with
+/// other padding gets another key, which only misses).
+#[inline]
+fn inline_key(view: u128) -> u128 {
+    (view >> 32) | (u128::from(view as u32) << 120)
 }
 
 /// Epochs of every `Names` of the process: a code means something only under the
@@ -91,8 +135,8 @@ impl Default for Names {
 }
 
 #[inline]
-fn slot(view: u128) -> usize {
-    let x = (view as u64) ^ ((view >> 64) as u64).rotate_left(29);
+fn slot(key: u128) -> usize {
+    let x = (key as u64) ^ ((key >> 64) as u64).rotate_left(29);
     (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - CACHE_BITS)) as usize
 }
 
@@ -245,27 +289,33 @@ impl Names {
     }
 
     /// The code of row `i` of `a` (valid, its view `view`; `a` is array number
-    /// `array`): from the view cache, else interned ([`Names::miss`]).
-    #[inline]
+    /// `array`): from the cache, else interned ([`Names::miss`]).
+    #[inline(always)]
     fn code_of(&mut self, a: &StringViewArray, i: usize, view: u128, array: u32) -> u32 {
-        let h = slot(view);
+        let len = view as u32 as usize;
+        let (key, array) = if len <= 12 {
+            (inline_key(view), 0)
+        } else if len <= SHORT {
+            (long_short_key(a, view), 0)
+        } else {
+            (view, array)
+        };
+        let h = slot(key);
         let hit = self.cache[h];
-        if hit.view == view && hit.code != NONE && (hit.array == array || hit.array == 0) {
+        if hit.key == key && hit.code != NONE && hit.array == array {
             hit.code
         } else {
-            self.miss(a, i, h, array)
+            self.miss(a, i, h, key, array)
         }
     }
 
-    /// Row `i` of `a` (valid) missed the view cache at slot `h`: interned, and cached
-    /// for this array (`array`), or for every array when its view is inline (array 0).
+    /// Row `i` of `a` (valid) missed the cache at slot `h`: interned, and cached under
+    /// `key` and `array` ([`Cached`]).
     #[cold]
     #[inline(never)]
-    fn miss(&mut self, a: &StringViewArray, i: usize, h: usize, array: u32) -> u32 {
-        let view = a.views()[i];
+    fn miss(&mut self, a: &StringViewArray, i: usize, h: usize, key: u128, array: u32) -> u32 {
         let code = self.intern(a.value(i));
-        let array = if (view as u32) <= 12 { 0 } else { array };
-        self.cache[h] = Cached { view, code, array };
+        self.cache[h] = Cached { key, code, array };
         code
     }
 }
@@ -330,6 +380,33 @@ mod tests {
         assert_eq!(out, [7, NONE, NONE, NONE]);
         assert_eq!(names.codes(&none).null_count(), 3);
         assert_eq!(names.len(), 3);
+    }
+
+    #[test]
+    fn an_inline_view_and_its_text_have_one_key() {
+        for text in ["", "1", "10.0.0.1", "203.0.113.25"] {
+            let view = arrow::array::builder::make_view(text.as_bytes(), 0, 0);
+            assert_eq!(inline_key(view), short_key(text.as_bytes()), "{text}");
+        }
+        // The length tells texts apart whose bytes are a prefix of another's.
+        assert_ne!(short_key(b"10.0.0.1"), short_key(b"10.0.0.1\0"));
+    }
+
+    #[test]
+    fn a_long_view_of_a_short_text_is_keyed_by_its_text() {
+        // 13 to 15 bytes, the last one at the very end of the buffer (the copy) and
+        // the others with 16 bytes after their offset (the masked load).
+        let texts = ["203.0.113.250", "198.51.100.141", "255.255.255.255"];
+        let a = StringViewArray::from(texts.iter().chain(&texts).copied().collect::<Vec<_>>());
+        assert_eq!(a.data_buffers().len(), 1);
+        for (i, &view) in a.views().iter().enumerate() {
+            let text = texts[i % 3];
+            assert_eq!(
+                long_short_key(&a, view),
+                short_key(text.as_bytes()),
+                "{text}"
+            );
+        }
     }
 
     #[test]
@@ -443,13 +520,14 @@ mod tests {
         #[test]
         fn codes_follow_the_text_across_arrays_and_clears(
             arrays in proptest::collection::vec(
-                proptest::collection::vec(proptest::option::of(0usize..6), 0..60),
+                proptest::collection::vec(proptest::option::of(0usize..10), 0..60),
                 1..5,
             ),
             clear_at in 0usize..6,
         ) {
             // Long values of one length and prefix, each array's at offset 0 of its
             // buffer: equal views across arrays, different text.
+            // And texts either side of the short keys' limit (12, 13, 15, 16 bytes).
             let pool = [
                 "10.0.0.1",
                 "100.64.100.100",
@@ -457,6 +535,10 @@ mod tests {
                 "",
                 "eni-0123456789abcdef0",
                 "10.0.0.2",
+                "203.0.113.25",
+                "203.0.113.250",
+                "255.255.255.255",
+                "2001:db8::123:45",
             ];
             let mut names = Names::default();
             let mut seen: Vec<&str> = Vec::new();
