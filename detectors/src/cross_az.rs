@@ -266,13 +266,10 @@ impl Detector for CrossAz {
         // Accepted private → private flows carrying bytes, per (window, source,
         // destination, service port, interface): (bytes, flows).
         let groups = rows.aggregate(
+            fact::ACCEPT | fact::SRC_PRIVATE | fact::DST_PRIVATE,
+            fact::ALLOWED,
             |i| {
-                if !(rows.is(
-                    i,
-                    fact::ACCEPT | fact::SRC_PRIVATE | fact::DST_PRIVATE,
-                    fact::ALLOWED,
-                ) && rows.bytes[i] > 0)
-                {
+                if rows.bytes[i] <= 0 {
                     return None;
                 }
                 let port = rows.svc_port[i].unwrap_or(0);

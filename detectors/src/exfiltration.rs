@@ -525,14 +525,9 @@ impl Detector for Exfiltration {
         // Accepted egress from a private packet-level source to a public destination,
         // per (window, entity, via NAT, peer, service port, interface): (bytes, flows).
         let groups = rows.aggregate(
+            fact::ACCEPT | fact::PDST_PUBLIC | fact::PSRC_PRIVATE,
+            forbid | fact::INGRESS | fact::OTHER_DIRECTION,
             |i| {
-                if !rows.is(
-                    i,
-                    fact::ACCEPT | fact::PDST_PUBLIC | fact::PSRC_PRIVATE,
-                    forbid | fact::INGRESS | fact::OTHER_DIRECTION,
-                ) {
-                    return None;
-                }
                 // The packet-level source differs from the interface's own address.
                 let via_nat = rows.src[i] != NONE && rows.psrc[i] != rows.src[i];
                 let port = rows.svc_port[i].unwrap_or(0);

@@ -261,19 +261,14 @@ impl Detector for Exposure {
         // destinations, per (window, destination, service port, interface, source):
         // (bytes, flows).
         let groups = rows.aggregate(
+            fact::ACCEPT | fact::SRC_PUBLIC | fact::PDST_PRIVATE,
+            fact::RESPONSE
+                | fact::ALLOWED
+                | fact::SRC_AWS_SERVICE
+                | fact::EGRESS
+                | fact::OTHER_DIRECTION,
             |i| {
                 let port = rows.svc_port[i];
-                if !rows.is(
-                    i,
-                    fact::ACCEPT | fact::SRC_PUBLIC | fact::PDST_PRIVATE,
-                    fact::RESPONSE
-                        | fact::ALLOWED
-                        | fact::SRC_AWS_SERVICE
-                        | fact::EGRESS
-                        | fact::OTHER_DIRECTION,
-                ) {
-                    return None;
-                }
                 if skip_public_ports
                     && port.is_none_or(|p| self.cfg.public_ports.contains(&(p as u16)))
                 {

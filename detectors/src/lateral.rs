@@ -395,13 +395,10 @@ impl Detector for Lateral {
         // Initiators' TCP/UDP records between two private addresses, per (window,
         // source, destination, service port): flows, rejected, short.
         let groups = rows.aggregate(
+            fact::TCP_OR_UDP | fact::SRC_PRIVATE | fact::DST_PRIVATE,
+            fact::ALLOWED | fact::RESPONSE,
             |i| {
-                if !(rows.is(
-                    i,
-                    fact::TCP_OR_UDP | fact::SRC_PRIVATE | fact::DST_PRIVATE,
-                    fact::ALLOWED | fact::RESPONSE,
-                ) && rows.src[i] != rows.dst[i])
-                {
+                if rows.src[i] == rows.dst[i] {
                     return None;
                 }
                 let port = rows.svc_port[i].unwrap_or(0);
