@@ -23,7 +23,7 @@
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::array::{Array, StringViewArray};
+use arrow::array::{Array, MAX_INLINE_VIEW_LEN, StringViewArray};
 use hashbrown::HashTable;
 use polars::prelude::PlRandomState;
 
@@ -278,7 +278,7 @@ impl Names {
             // the base's row is valid when its code is not NONE.
             if base.is_some()
                 && view == base_views[i]
-                && (view as u32) <= 12
+                && (view as u32) <= MAX_INLINE_VIEW_LEN
                 && base_codes[i] != NONE
             {
                 out.push(base_codes[i]);
@@ -293,7 +293,7 @@ impl Names {
     #[inline(always)]
     fn code_of(&mut self, a: &StringViewArray, i: usize, view: u128, array: u32) -> u32 {
         let len = view as u32 as usize;
-        let (key, array) = if len <= 12 {
+        let (key, array) = if len <= MAX_INLINE_VIEW_LEN as usize {
             (inline_key(view), 0)
         } else if len <= SHORT {
             (long_short_key(a, view), 0)
