@@ -358,9 +358,10 @@ impl<'a> FlowRows<'a> {
     /// port).
     ///
     /// The facts are tested first, a block of rows at a time and without a branch per
-    /// row, and only the rows kept are keyed: which rows a detector keeps follows no
-    /// pattern the processor could predict, and a mispredicted branch per row cost
-    /// more than the test.
+    /// row, and only the rows kept are keyed (which rows a detector keeps follows no
+    /// pattern a processor could predict). Against testing them row by row in `key`:
+    /// the same instruction count, and no time difference beyond the noise (README,
+    /// detector cost, session 18).
     ///
     /// It replaced a polars lazy query per detector (filter, group-by on four to six
     /// keys, sums), whose kernels cost several times the work itself: polars
