@@ -11,7 +11,10 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::error::DataFusionError;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
 use flowlens_model::LogKind;
 use flowlens_model::archive::{FINDINGS_TABLE, findings_schema, part};
 
@@ -258,7 +261,25 @@ impl Archive {
         }
         config.options_mut().sql_parser.collect_spans = true;
         config.options_mut().sql_parser.enable_ident_normalization = true;
-        let ctx = SessionContext::new_with_config(config);
+        // Each query lists the tables afresh. DataFusion would keep the first listing for
+        // the whole session: a TUI left open would never see the parts archived since,
+        // and would read a part rewritten in place (a day's findings) with the size and
+        // footer it had before. What was read from a part's footer (its statistics and
+        // metadata) is kept while the part's size and modification time stay the same.
+        let caches = CacheManagerConfig::default().with_list_files_cache_limit(0);
+        let runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(caches)
+            .build_arc()
+            .map_err(|e| QueryError::Archive {
+                location: location.to_string(),
+                reason: e.to_string(),
+            })?;
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         for f in crate::udf::all() {
             ctx.register_udf(f);
         }
@@ -314,7 +335,9 @@ impl Archive {
             let config = ListingTableConfig::new(url)
                 .with_listing_options(options)
                 .with_schema(schema);
-            ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
+            let statistics = ctx.runtime_env().cache_manager.get_file_statistic_cache();
+            let table = ListingTable::try_new(config)?.with_cache(statistics);
+            ctx.register_table(name, Arc::new(table))?;
         }
         Ok(Archive {
             ctx,

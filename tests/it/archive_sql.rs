@@ -1015,5 +1015,20 @@ fn findings_archive_keeps_one_row_per_id_and_sql_is_read_only() {
                 V::S("0.02".into()), V::S("0.04".into()),
             ]]
         );
+
+        // The open session sees what is archived after it: a part rewritten in place
+        // (not the statistics or footer it read before) and a new partition.
+        let c2 = finding("c", "cross-az-cost", "CRITICAL", 95, "2025-06-03T10:00:00.000Z", "2025-06-03T13:00:00.000Z");
+        let d = finding("d", "exfiltration-spike", "HIGH", 80, "2025-06-04T09:00:00.000Z", "2025-06-04T12:00:00.000Z");
+        let st = archive::findings::archive(&store, vec![c2, d]).unwrap();
+        assert_eq!((st.added, st.updated), (1, 1));
+        assert_eq!(
+            query(&a, "SELECT id, severity, date FROM findings WHERE date >= '2025-06-03' ORDER BY id").await,
+            vec![
+                vec![V::S("c".into()), V::S("CRITICAL".into()), V::S("2025-06-03".into())],
+                vec![V::S("d".into()), V::S("HIGH".into()), V::S("2025-06-04".into())],
+            ]
+        );
+        assert_eq!(query(&a, "SELECT count(*), max(severity_score) FROM findings").await, vec![vec![V::I(4), V::I(95)]]);
     });
 }
