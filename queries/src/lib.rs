@@ -8,6 +8,7 @@
 //! ```
 
 pub mod error;
+mod local_group;
 mod local_store;
 pub mod output;
 pub mod saved;

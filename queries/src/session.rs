@@ -19,6 +19,7 @@ use flowlens_model::LogKind;
 use flowlens_model::archive::{FINDINGS_TABLE, findings_schema, part};
 
 use crate::error::{Position, QueryError, Result, parse_position};
+use crate::local_group::LocalGroupRule;
 use crate::local_store::LocalArchiveStore;
 
 /// How to reach S3 (credentials come from the environment: `AWS_ACCESS_KEY_ID`, ...,
@@ -278,6 +279,7 @@ impl Archive {
             .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(LocalGroupRule))
             .build();
         let ctx = SessionContext::new_with_state(state);
         for f in crate::udf::all() {
