@@ -267,14 +267,15 @@ impl Archive {
         // and would read a part rewritten in place (a day's findings) with the size and
         // footer it had before. What was read from a part's footer (its statistics and
         // metadata) is kept while the part's size and modification time stay the same.
+        let bad = |reason: String| QueryError::Archive {
+            location: location.to_string(),
+            reason,
+        };
         let caches = CacheManagerConfig::default().with_list_files_cache_limit(0);
         let runtime = RuntimeEnvBuilder::new()
             .with_cache_manager(caches)
             .build_arc()
-            .map_err(|e| QueryError::Archive {
-                location: location.to_string(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| bad(e.to_string()))?;
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
@@ -285,10 +286,6 @@ impl Archive {
         for f in crate::udf::all() {
             ctx.register_udf(f);
         }
-        let bad = |reason: String| QueryError::Archive {
-            location: location.to_string(),
-            reason,
-        };
         let root = if let Some(rest) = location.strip_prefix("s3://") {
             let bucket = rest.split('/').next().unwrap_or_default();
             if bucket.is_empty() {
