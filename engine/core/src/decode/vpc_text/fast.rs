@@ -42,13 +42,18 @@ fn stop_bytes(w: u64) -> u64 {
 pub(super) fn load16(buf: &[u8], at: usize) -> u128 {
     match buf.get(at..at + 16) {
         Some(b) => u128::from_le_bytes(b.try_into().expect("16 bytes")),
-        None => {
-            let mut padded = [0u8; 16];
-            let rest = buf.get(at..).unwrap_or_default();
-            padded[..rest.len()].copy_from_slice(rest);
-            u128::from_le_bytes(padded)
-        }
+        None => load16_padded(buf, at),
     }
+}
+
+/// [`load16`] near the end of `buf` (out of line: the hot loops stay free of the copy).
+#[cold]
+#[inline(never)]
+fn load16_padded(buf: &[u8], at: usize) -> u128 {
+    let mut padded = [0u8; 16];
+    let rest = buf.get(at..).unwrap_or_default();
+    padded[..rest.len()].copy_from_slice(rest);
+    u128::from_le_bytes(padded)
 }
 
 /// Bytes of input indexed at a time by [`Stops::index`]; a line longer than this takes
@@ -320,11 +325,10 @@ const ZERO_DIGITS: [u64; 9] = {
     pads
 };
 
-/// The unsigned decimal `token` (`head` holds its first 16 bytes, as [`load16`] gives
-/// them): at most 19 digits, nothing else; `None` otherwise.
+/// The unsigned decimal of `len` bytes at `buf[at..]` (`head` holds its first 16
+/// bytes, as [`load16`] gives them): at most 19 digits, nothing else; `None` otherwise.
 #[inline(always)]
-pub(super) fn parse_uint(head: u128, token: &[u8]) -> Option<u64> {
-    let len = token.len();
+pub(super) fn parse_uint(head: u128, buf: &[u8], at: usize, len: usize) -> Option<u64> {
     match len {
         1..=8 => digits_upto8(head as u64, len),
         9..=16 => {
@@ -332,12 +336,19 @@ pub(super) fn parse_uint(head: u128, token: &[u8]) -> Option<u64> {
             let low = eight_digits((head >> (8 * (len - 8))) as u64)?;
             Some(high * 100_000_000 + low)
         }
-        17..=19 => token.iter().try_fold(0u64, |v, &b| {
-            let d = b.wrapping_sub(b'0');
-            (d <= 9).then(|| v * 10 + d as u64)
-        }),
+        17..=19 => parse_long_uint(buf.get(at..at + len)?),
         _ => None,
     }
+}
+
+/// [`parse_uint`] of 17 to 19 digits (rare: no VPC field but a byte count that large).
+#[cold]
+#[inline(never)]
+fn parse_long_uint(token: &[u8]) -> Option<u64> {
+    token.iter().try_fold(0u64, |v, &b| {
+        let d = b.wrapping_sub(b'0');
+        (d <= 9).then(|| v * 10 + d as u64)
+    })
 }
 
 #[cfg(test)]
@@ -349,6 +360,12 @@ mod tests {
         (0..bytes.len())
             .filter(|&i| !(0x21..0x80).contains(&bytes[i]))
             .collect()
+    }
+
+    /// `text` through [`parse_uint`], as the fast path calls it (within a longer input).
+    fn parse(text: &str) -> Option<u64> {
+        let buf = format!("{text} 123");
+        parse_uint(load16(buf.as_bytes(), 0), buf.as_bytes(), 0, text.len())
     }
 
     fn all_stops(buf: &[u8], from: usize) -> Vec<usize> {
@@ -402,8 +419,7 @@ mod tests {
             n = n * 10 + (len as u64 % 10);
             for v in [n, 10u64.pow(len - 1), 10u64.pow(len - 1) * 10 - 1] {
                 let text = v.to_string();
-                let head = load16(text.as_bytes(), 0);
-                assert_eq!(parse_uint(head, text.as_bytes()), Some(v), "{text}");
+                assert_eq!(parse(&text), Some(v), "{text}");
             }
         }
         for bad in [
@@ -417,11 +433,16 @@ mod tests {
             "1 2",
             "12345678901234567890",
         ] {
-            let head = load16(bad.as_bytes(), 0);
-            assert_eq!(parse_uint(head, bad.as_bytes()), None, "{bad}");
+            assert_eq!(parse(bad), None, "{bad}");
         }
         // Leading zeros are digits like any other.
-        assert_eq!(parse_uint(load16(b"000443", 0), b"000443"), Some(443));
+        assert_eq!(parse("000443"), Some(443));
+        // 19 digits (the most there is room for in a u64) take the out-of-line path.
+        assert_eq!(
+            parse("9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        assert_eq!(parse("18446744073709551616"), None);
     }
 
     proptest! {
@@ -452,13 +473,12 @@ mod tests {
 
         #[test]
         fn parse_uint_matches_str_parse(text in "[0-9]{1,19}|[-0-9/:a+ ]{1,20}") {
-            let head = load16(text.as_bytes(), 0);
             let expected = if text.bytes().all(|b| b.is_ascii_digit()) && text.len() <= 19 {
                 text.parse::<u64>().ok()
             } else {
                 None
             };
-            prop_assert_eq!(parse_uint(head, text.as_bytes()), expected);
+            prop_assert_eq!(parse(&text), expected);
         }
 
     }

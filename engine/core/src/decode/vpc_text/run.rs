@@ -50,14 +50,14 @@ pub(super) struct Run {
     pub(super) taken: usize,
 }
 
-/// The tokens of a run: token `k` of row `r` ends at `base + ends[r × width + k]` and
-/// starts right after the token before it (the run's first token at `start`).
+/// The tokens of a run: token `k` of row `r` ends at `ends[r × width + k]` and starts
+/// right after the token before it (the run's first token at `first`), all positions
+/// relative to `win`, the input from the window's start.
 struct Tokens<'a> {
-    buf: &'a [u8],
+    win: &'a [u8],
     ends: &'a [u32],
-    base: usize,
     width: usize,
-    start: usize,
+    first: usize,
 }
 
 impl Tokens<'_> {
@@ -65,49 +65,49 @@ impl Tokens<'_> {
     #[inline(always)]
     fn start_of(&self, i: usize) -> usize {
         match i {
-            0 => self.start,
-            _ => self.base + self.ends[i - 1] as usize + 1,
+            0 => self.first,
+            _ => self.ends[i - 1] as usize + 1,
         }
     }
 
-    /// Token `k` of row `r` — its first byte's position and its bytes — if it has the
-    /// plain shape: not empty and followed by `separator`. (Its length needs no check:
+    /// Hands `take` field `k` of each of the first `rows` rows, in order — the token's start and length —
+    /// while the tokens have the plain shape (not empty, followed by the separator
+    /// field `k` calls for) and `take` accepts them. (A token's length needs no check:
     /// a token inside a window is shorter than the general path's longest line.)
+    ///
+    /// The loop walks the stops with a stride of one record, so the start of a token
+    /// is the stop just before its end — no multiplication, and for every field but
+    /// the first no branch on the row.
     #[inline(always)]
-    fn token(&self, r: usize, k: usize, separator: u8) -> Option<(usize, &[u8])> {
-        let i = r * self.width + k;
-        let start = self.start_of(i);
-        let end = self.base + self.ends[i] as usize;
-        let plain = end > start && self.buf[end] == separator;
-        plain.then(|| (start, &self.buf[start..end]))
-    }
-
-    /// Hands `take` field `k` of each of the first `rows` rows, in order — the token's
-    /// start and bytes, or `None` for `-` — while the tokens are plain and `take`
-    /// accepts them.
-    #[inline(always)]
-    fn each(&self, k: usize, rows: usize, mut take: impl FnMut(Option<(usize, &[u8])>) -> bool) {
-        let separator = self.separator(k);
-        for r in 0..rows {
-            let Some((start, token)) = self.token(r, k, separator) else {
-                return;
-            };
-            if !take((token != b"-").then_some((start, token))) {
+    fn each(&self, k: usize, rows: usize, mut take: impl FnMut(usize, usize) -> bool) {
+        let separator = if k + 1 == self.width { b'\n' } else { b' ' };
+        let (ends, win) = (&self.ends[..rows * self.width], self.win);
+        let mut i = k;
+        while i < ends.len() {
+            let start = self.start_of(i);
+            let end = ends[i] as usize;
+            let plain = end > start && win.get(end) == Some(&separator);
+            if !plain || !take(start, end - start) {
                 return;
             }
+            i += self.width;
         }
     }
+}
 
-    /// The byte after field `k` of a plain record.
-    fn separator(&self, k: usize) -> u8 {
-        if k + 1 == self.width { b'\n' } else { b' ' }
-    }
+/// Whether the token whose length is `len` and whose first bytes `head` holds is `-`.
+#[inline(always)]
+fn is_dash(head: u128, len: usize) -> bool {
+    len == 1 && head as u8 == b'-'
 }
 
 /// Appends field `k` of the first `rows` rows as numbers of at most `max`; returns how
 /// many rows it appended (fewer when a token is not plain, or neither `-` nor such a
 /// number).
-#[inline(always)]
+///
+/// Not inlined into the run (nor is [`texts`]): on its own, the loop keeps its cursor,
+/// output and bounds in registers.
+#[inline(never)]
 fn numbers<T: ArrowPrimitiveType>(
     column: &mut NumCol<T>,
     tokens: &Tokens<'_>,
@@ -117,27 +117,26 @@ fn numbers<T: ArrowPrimitiveType>(
     native: impl Fn(u64) -> T::Native,
 ) -> usize {
     column.fill_run(rows, |slots| {
-        tokens.each(k, rows, |value| match value {
-            None => {
-                slots.push_null();
-                true
-            }
-            Some((start, token)) => {
-                match fast::parse_uint(fast::load16(tokens.buf, start), token) {
-                    Some(v) if v <= max => {
-                        slots.push(native(v));
-                        true
-                    }
-                    _ => false,
+        tokens.each(k, rows, |start, len| {
+            let head = fast::load16(tokens.win, start);
+            match fast::parse_uint(head, tokens.win, start, len) {
+                Some(v) if v <= max => {
+                    slots.push(native(v));
+                    true
                 }
+                None if is_dash(head, len) => {
+                    slots.push_null();
+                    true
+                }
+                _ => false,
             }
         })
     })
 }
 
-/// Appends field `k` of the first `rows` rows as text (`-`: `fill`, or null); returns
-/// how many rows it appended (fewer when a token is not plain).
-#[inline(always)]
+/// Appends field `k` of the first `rows` rows as text (`-`: `fill`, or null); returns how
+/// many rows it appended (fewer when a token is not plain).
+#[inline(never)]
 fn texts(
     column: &mut StrCol,
     tokens: &Tokens<'_>,
@@ -147,13 +146,12 @@ fn texts(
 ) -> usize {
     column.fill_run(rows, |slots, values| {
         let fill = fill.map(|f| values.view(f));
-        tokens.each(k, rows, |value| {
-            match (value, fill) {
-                (Some((start, token)), _) => {
-                    slots.push(values.view_ascii(token, fast::load16(tokens.buf, start)))
-                }
-                (None, Some(fill)) => slots.push(fill),
-                (None, None) => slots.push_null(),
+        tokens.each(k, rows, |start, len| {
+            let head = fast::load16(tokens.win, start);
+            match (is_dash(head, len), fill) {
+                (false, _) => slots.push(values.view_ascii(&tokens.win[start..start + len], head)),
+                (true, Some(fill)) => slots.push(fill),
+                (true, None) => slots.push_null(),
             }
             true
         })
@@ -180,11 +178,10 @@ impl Active {
         // cut the run at the first record that is not.
         let mut rows = room.min(ends.len() / width);
         let tokens = Tokens {
-            buf,
+            win: &buf[base..],
             ends: &ends[..rows * width],
-            base,
             width,
-            start,
+            first: start - base,
         };
         let mut cut = false;
         #[cfg(test)]
@@ -209,7 +206,7 @@ impl Active {
                 }
             }
         }
-        let next = tokens.start_of(rows * width);
+        let next = base + tokens.start_of(rows * width);
         let end = if cut {
             RunEnd::General
         } else if rows == room {
