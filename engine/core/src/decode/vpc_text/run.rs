@@ -70,14 +70,14 @@ impl Tokens<'_> {
         }
     }
 
-    /// Hands `take` field `k` of each of the first `rows` rows, in order — the token's start and length —
-    /// while the tokens have the plain shape (not empty, followed by the separator
-    /// field `k` calls for) and `take` accepts them. (A token's length needs no check:
-    /// a token inside a window is shorter than the general path's longest line.)
+    /// Hands `take` field `k` of each of the first `rows` rows, in order — the token's
+    /// start and length — while the tokens have the plain shape (not empty, followed by
+    /// the separator field `k` calls for) and `take` accepts them. (A token's length
+    /// needs no check: a token inside a window is shorter than the general path's
+    /// longest line.)
     ///
-    /// The loop walks the stops with a stride of one record, so the start of a token
-    /// is the stop just before its end — no multiplication, and for every field but
-    /// the first no branch on the row.
+    /// The loop walks the stops with a stride of one record (no multiplication per
+    /// token); a token starts one byte after the stop before its end.
     #[inline(always)]
     fn each(&self, k: usize, rows: usize, mut take: impl FnMut(usize, usize) -> bool) {
         let separator = if k + 1 == self.width { b'\n' } else { b' ' };
