@@ -162,6 +162,9 @@ pub struct ObjectDecoder {
     finished: bool,
     /// The object is known to be too large for the whole-buffer gzip fast path.
     stream_only: bool,
+    /// The object's size as hinted, at most the fast path's limit: what the fast
+    /// path's buffer reserves (rather than growing, a copy at each doubling).
+    size_hint: usize,
 }
 
 impl ObjectDecoder {
@@ -176,14 +179,17 @@ impl ObjectDecoder {
             raw_bytes: 0,
             finished: false,
             stream_only: false,
+            size_hint: 0,
         }
     }
 
     /// The object's size, when known (from a listing): a gzip object larger than the
     /// fast path's limit then streams from its first byte, so memory stays bounded by
-    /// one chunk's worth of batches instead of the fast path's buffer.
+    /// one chunk's worth of batches instead of the fast path's buffer; a smaller one's
+    /// buffer is reserved at once.
     pub fn with_size_hint(mut self, size: u64) -> Self {
         self.stream_only = size > FAST_GZIP_MAX_BYTES as u64;
+        self.size_hint = size.min(FAST_GZIP_MAX_BYTES as u64) as usize;
         self
     }
 
@@ -219,7 +225,7 @@ impl ObjectDecoder {
         self.stage = if is_gzip(head) && self.stream_only {
             Stage::Gzip(Box::new(GzipStream::new(sniffer)))
         } else if is_gzip(head) {
-            Stage::GzipBuffered(Vec::new())
+            Stage::GzipBuffered(Vec::with_capacity(self.size_hint))
         } else if head.starts_with(PARQUET_MAGIC) {
             Stage::Parquet(Vec::new())
         } else {
