@@ -3,11 +3,16 @@
 # flow records (default-format v2 gz objects, as AWS delivers them), then runs the release
 # `flowlens scan` over them on one core — with every detector disabled (decode only)
 # and with the defaults (all five) — and prints the CPU time (user + system) of each,
-# best of FLOWLENS_BENCH_RUNS (3), records/s and the detectors' share of decode time.
+# best of FLOWLENS_BENCH_RUNS (5), records/s and the detectors' share of decode time.
 # CPU time rather than wall time: the pipeline decodes on one task and detects on
-# another, so wall time would hide the work on a 2-core machine.
+# another, so wall time would hide the work on a 2-core machine. CPU time is read
+# from the kernel's per-child accounting in microseconds (`/usr/bin/time` rounds to
+# 10 ms, a tenth of the detectors' time on two hours of traffic), and the runs
+# alternate between the two configurations, so a slow spell of a shared machine
+# does not land on one of them only.
 # Environment: FLOWLENS_BENCH_SCALE (traffic multiplier, default 300), FLOWLENS_BENCH_HOURS
-# (2), FLOWLENS_BENCH_DIR, FLOWLENS_BENCH_RUNS; FLOWLENS_BENCH_SET: all (default: the
+# (6: 3.7 M default-format records, 2.5 M v5 ones), FLOWLENS_BENCH_DIR,
+# FLOWLENS_BENCH_RUNS; FLOWLENS_BENCH_SET: all (default: the
 # generator's three flow logs), v2 (default-format gz text), v5 (custom-order gz text) or
 # parquet; FLOWLENS_BENCH_PIN=1 runs every scan on one CPU (taskset -c 0), so decoding
 # and detecting share one core's caches and time as on a one-vCPU Lambda.
@@ -16,8 +21,8 @@ cd "$(dirname "$0")/../.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/flowlens-target}"
 SCALE="${FLOWLENS_BENCH_SCALE:-300}"
-HOURS="${FLOWLENS_BENCH_HOURS:-2}"
-RUNS="${FLOWLENS_BENCH_RUNS:-3}"
+HOURS="${FLOWLENS_BENCH_HOURS:-6}"
+RUNS="${FLOWLENS_BENCH_RUNS:-5}"
 WORK="${FLOWLENS_BENCH_DIR:-${TMPDIR:-/tmp}/flowlens-sql-bench}"
 
 cargo build --release --locked --bin flowlens
@@ -46,29 +51,39 @@ for d in exfiltration_spike lateral_movement cross_az_cost scraping_bot public_e
   printf '[%s]\nenabled = false\n' "$d"
 done >"$none"
 
-best_cpu() { # config → best user+sys seconds over $RUNS runs
-  local best=""
-  for _ in $(seq "$RUNS"); do
-    local t
-    # shellcheck disable=SC2086
-    t=$( { /usr/bin/time -f '%U %S' "${pin[@]}" env POLARS_MAX_THREADS=1 "$BIN" scan $flows \
-      --concurrency 1 --quiet --config "$1" --report "$WORK/scan-report.json" >/dev/null; } 2>&1 | tail -1)
-    t=$(python3 -c "u, s = '$t'.split(); print(float(u) + float(s))")
-    best=$(python3 -c "print(min(float(x) for x in '$best $t'.split()))")
-  done
-  echo "$best"
-}
-
 defaults="$WORK/default-detectors.toml"
 : >"$defaults" # an empty configuration: every detector with its defaults
-decode=$(best_cpu "$none")
-scan=$(best_cpu "$defaults")
+# Best user + system CPU seconds of each configuration over $RUNS alternating runs.
+times=$(python3 - "$RUNS" "$none" "$defaults" "$WORK/scan-report.json" "$BIN" "${pin[@]}" $flows <<'PY'
+import os, sys
+runs, none, defaults, report, binary = sys.argv[1:6]
+rest = sys.argv[6:]
+pin = rest[:3] if rest[:2] == ["taskset", "-c"] else []
+files = rest[len(pin):]
+best = {none: float("inf"), defaults: float("inf")}
+for _ in range(int(runs)):
+    for config in (none, defaults):
+        cmd = pin + ["env", "POLARS_MAX_THREADS=1", binary, "scan", *files, "--concurrency", "1",
+                     "--quiet", "--config", config, "--report", report]
+        pid = os.fork()
+        if pid == 0:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.execvp(cmd[0], cmd)
+        _, status, usage = os.wait4(pid, 0)
+        if status != 0:
+            sys.exit(f"scan failed ({status}) with {config}")
+        best[config] = min(best[config], usage.ru_utime + usage.ru_stime)
+print(best[none], best[defaults])
+PY
+)
+read -r decode scan <<<"$times"
 records=$(python3 -c "import json; print(json.load(open('$WORK/scan-report.json'))['flow_records'])")
 python3 - "$records" "$decode" "$scan" <<'PY'
 import sys
 n, decode, scan = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-print(f"{n} flow records, one core (POLARS_MAX_THREADS=1, --concurrency 1), CPU seconds, best of runs")
-print(f"decode only (all detectors disabled): {decode:.2f} s = {n / decode / 1e6:.2f} M records/s")
-print(f"scan (decode + 5 detectors):          {scan:.2f} s = {n / scan / 1e6:.2f} M records/s")
-print(f"detectors: {scan - decode:.2f} s = {(scan - decode) / decode * 100:.0f} % of decode time (target < 33 %)")
+print(f"{n} flow records, one core (POLARS_MAX_THREADS=1, --concurrency 1), CPU seconds, best of the runs")
+print(f"decode only (all detectors disabled): {decode:.3f} s = {n / decode / 1e6:.2f} M records/s")
+print(f"scan (decode + 5 detectors):          {scan:.3f} s = {n / scan / 1e6:.2f} M records/s")
+print(f"detectors: {scan - decode:.3f} s = {(scan - decode) / decode * 100:.0f} % of decode time (target < 33 %)")
 PY
