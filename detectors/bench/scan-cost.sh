@@ -41,11 +41,6 @@ case "${FLOWLENS_BENCH_SET:-all}" in
   parquet) flows=$(find "$logs" -path '*vpcflowlogs*' -name '*.parquet' | sort) ;;
   *) echo "FLOWLENS_BENCH_SET: all, v2, v5 or parquet" >&2; exit 2 ;;
 esac
-pin=()
-if [ "${FLOWLENS_BENCH_PIN:-0}" = 1 ]; then
-  pin=(taskset -c 0)
-fi
-
 none="$WORK/no-detectors.toml"
 for d in exfiltration_spike lateral_movement cross_az_cost scraping_bot public_exposure; do
   printf '[%s]\nenabled = false\n' "$d"
@@ -54,12 +49,12 @@ done >"$none"
 defaults="$WORK/default-detectors.toml"
 : >"$defaults" # an empty configuration: every detector with its defaults
 # Best user + system CPU seconds of each configuration over $RUNS alternating runs.
-times=$(python3 - "$RUNS" "$none" "$defaults" "$WORK/scan-report.json" "$BIN" "${pin[@]}" $flows <<'PY'
+# shellcheck disable=SC2086
+times=$(python3 - "$RUNS" "$none" "$defaults" "$WORK/scan-report.json" "$BIN" "${FLOWLENS_BENCH_PIN:-0}" $flows <<'PY'
 import os, sys
-runs, none, defaults, report, binary = sys.argv[1:6]
-rest = sys.argv[6:]
-pin = rest[:3] if rest[:2] == ["taskset", "-c"] else []
-files = rest[len(pin):]
+runs, none, defaults, report, binary, pinned = sys.argv[1:7]
+files = sys.argv[7:]
+pin = ["taskset", "-c", "0"] if pinned == "1" else []
 best = {none: float("inf"), defaults: float("inf")}
 for _ in range(int(runs)):
     for config in (none, defaults):
