@@ -16,6 +16,12 @@
 # generator's three flow logs), v2 (default-format gz text), v5 (custom-order gz text) or
 # parquet; FLOWLENS_BENCH_PIN=1 runs every scan on one CPU (taskset -c 0), so decoding
 # and detecting share one core's caches and time as on a one-vCPU Lambda.
+# FLOWLENS_BENCH_PERF=1 then also records FLOWLENS_BENCH_RUNS scans with the defaults under
+# `perf record` (Debian's linux-perf) and prints, for each, the detecting thread's samples
+# against the decoding threads' (the job's sink runs on the main thread, named after the
+# binary; decoding on tokio's workers): a split within one run, which a slow spell of a
+# shared machine affects alike, but which leaves out what detection costs the decoder in
+# its caches (so it reads lower than the CPU-time share).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -82,3 +88,30 @@ print(f"decode only (all detectors disabled): {decode:.3f} s = {n / decode / 1e6
 print(f"scan (decode + 5 detectors):          {scan:.3f} s = {n / scan / 1e6:.2f} M records/s")
 print(f"detectors: {scan - decode:.3f} s = {(scan - decode) / decode * 100:.0f} % of decode time (target < 33 %)")
 PY
+
+if [ "${FLOWLENS_BENCH_PERF:-0}" = "1" ]; then
+  pin=()
+  [ "${FLOWLENS_BENCH_PIN:-0}" = "1" ] && pin=(taskset -c 0)
+  data="$WORK/scan-perf.data"
+  shares=()
+  for _ in $(seq 1 "$RUNS"); do
+    # shellcheck disable=SC2086
+    perf record -q -F 4000 -o "$data" -- "${pin[@]}" env POLARS_MAX_THREADS=1 "$BIN" scan $flows \
+      --concurrency 1 --quiet --config "$defaults" --report "$WORK/scan-report.json" >/dev/null 2>&1
+    shares+=("$(perf report -i "$data" --sort comm --stdio 2>/dev/null | python3 -c '
+import sys
+detect = decode = 0.0
+for line in sys.stdin:
+    parts = line.split()
+    if len(parts) == 2 and parts[0].endswith("%"):
+        share = float(parts[0].rstrip("%"))
+        if parts[1] == "flowlens":
+            detect += share
+        elif parts[1].startswith("tokio"):
+            decode += share
+print(f"{detect / decode * 100:.1f}" if decode else "n/a")
+')")
+  done
+  rm -f "$data"
+  echo "perf samples, detecting thread / decoding threads, $RUNS scans: ${shares[*]} %"
+fi
