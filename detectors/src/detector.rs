@@ -132,16 +132,19 @@ macro_rules! state_methods {
 }
 pub(crate) use state_methods;
 
-/// Flow rows buffered before the detectors run: four decoder batches. Each chunk
-/// starts with the run's tables (the name cache, the per-code scopes and atoms, the
-/// detectors' open windows) out of the processor's caches, the decoder having run in
-/// between; larger chunks pay that once for more rows, but read back more of their
-/// own columns from memory. Through the CLI (README, detector cost, session 22) the
-/// detectors' share of decode time fell from about 61 % with one-batch chunks (16 K
-/// rows) to 57 % with 64 K and 54 % with 128 K or 256 K rows, for a peak resident
-/// memory of 86, 99, 115 and 144 MB on default-format logs (v5 ones, with more
-/// columns per batch: 94, 113 and 158 MB with 16 K, 64 K and 128 K rows).
-pub const CHUNK_ROWS: usize = 64 * 1024;
+/// Flow rows buffered before the detectors run: one decoder batch
+/// (`flowlens_engine::decode::DEFAULT_BATCH_ROWS`). Larger chunks start the run's
+/// tables (the name cache, the per-code scopes and atoms, the detectors' open windows)
+/// out of the caches less often, and perf samples of the detecting thread alone favour
+/// them (session 22: 61 % of the decoding samples with 16 K rows, 57 % with 64 K); but
+/// a chunk's batches are held until it is prepared, so the decoder writes each new
+/// batch into memory freed long before (its texts loop 25 % slower, more page faults
+/// and copies), and the whole scan's CPU time favours one-batch chunks. Through the CLI,
+/// pinned, best of 7 (README, detector cost, session 24): the detectors cost 31 % of
+/// decode time on v5 gz with 16 K rows against 37 % with 32 K and 52 % with 64 K
+/// (8 K: 33 %), 50 % on default-format gz against 52 % and 57 %; peak resident memory
+/// is lower too (86 against 99 MB on default-format logs, session 22).
+pub const CHUNK_ROWS: usize = 16 * 1024;
 
 /// WAF rows buffered before the scraping detector runs: its polars query has a fixed
 /// cost per chunk, paid once per 128 K rows rather than per decoder batch.
