@@ -141,8 +141,8 @@ pub(crate) use state_methods;
 /// batch into memory freed long before (its texts loop 25 % slower, more page faults
 /// and copies), and the whole scan's CPU time favours one-batch chunks. Through the CLI,
 /// pinned, best of 7 (README, detector cost, session 24): the detectors cost 31 % of
-/// decode time on v5 gz with 16 K rows against 37 % with 32 K and 52 % with 64 K
-/// (8 K: 33 %), 50 % on default-format gz against 52 % and 57 %; peak resident memory
+/// decode time on v5 gz with 16 K rows against 37 % with 32 K and 52 % with 64 K,
+/// 50 % on default-format gz against 52 % and 57 %; peak resident memory
 /// is lower too (86 against 99 MB on default-format logs, session 22).
 pub const CHUNK_ROWS: usize = 16 * 1024;
 
