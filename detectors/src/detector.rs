@@ -136,10 +136,12 @@ pub(crate) use state_methods;
 /// (`flowlens_engine::decode::DEFAULT_BATCH_ROWS`). Larger chunks start the run's
 /// tables (the name cache, the per-code scopes and atoms, the detectors' open windows)
 /// out of the caches less often, and perf samples of the detecting thread alone favour
-/// them (session 22: 61 % of the decoding samples with 16 K rows, 57 % with 64 K); but
+/// them (session 22: the detecting thread's samples were 61 % of the decoding
+/// threads' with 16 K rows, 57 % with 64 K); but
 /// a chunk's batches are held until it is prepared, so the decoder writes each new
-/// batch into memory freed long before (its texts loop 25 % slower, more page faults
-/// and copies), and the whole scan's CPU time favours one-batch chunks. Through the CLI,
+/// batch into memory freed long before (with 64 K-row chunks, v5 logs: its text loop
+/// 25 % slower than with the detectors off, more page faults and copies), and the
+/// whole scan's CPU time favours one-batch chunks. Through the CLI,
 /// pinned, best of 7 (README, detector cost, session 24): the detectors cost 31 % of
 /// decode time on v5 gz with 16 K rows against 37 % with 32 K and 52 % with 64 K,
 /// 50 % on default-format gz against 52 % and 57 %; peak resident memory
