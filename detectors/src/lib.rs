@@ -75,4 +75,16 @@ mod testing {
         }
         arrow::compute::concat_batches(&flowlens_model::flows::schema(), &out).unwrap()
     }
+
+    /// WAF log `lines` (JSON, one per line), decoded into one batch.
+    pub fn waf_batch(lines: &[String]) -> RecordBatch {
+        let mut d = ObjectDecoder::new(ObjectContext::new("t.log"), DecodeOptions::default());
+        d.push(format!("{}\n", lines.join("\n")).as_bytes());
+        d.finish().unwrap();
+        let mut out = Vec::new();
+        while let Some((_, b)) = d.take_batch() {
+            out.push(b);
+        }
+        arrow::compute::concat_batches(&flowlens_model::waf::schema(), &out).unwrap()
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use polars::prelude::{DataFrame, DataType};
+use polars::prelude::{DataFrame, DataType, StringChunked};
 
 use crate::Result;
 
@@ -15,10 +15,10 @@ pub fn slot<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m 
     map.get_mut(key).expect("inserted above")
 }
 
-/// A column of an aggregation result as strings.
-pub fn strs(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
+/// A column of an aggregation result as text (read with `iter`, without copying).
+pub fn texts(df: &DataFrame, name: &str) -> Result<StringChunked> {
     let c = df.column(name)?.cast(&DataType::String)?;
-    Ok(c.str()?.iter().map(|v| v.map(str::to_string)).collect())
+    Ok(c.str()?.clone())
 }
 
 /// A column of an aggregation result as i64 (booleans and counts cast).

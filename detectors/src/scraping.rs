@@ -10,7 +10,7 @@
 //! Bot Control's verified bots are informational; clients the web ACL already blocks
 //! are LOW at most.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use flowlens_model::LogKind;
 use flowlens_model::finding::{
@@ -19,18 +19,21 @@ use flowlens_model::finding::{
 use flowlens_model::waf::col as wc;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::Result;
+use crate::atoms::Atoms;
 use crate::config::{Config, ScrapingConfig};
-use crate::detector::{Chunk, Detector, state_methods};
+use crate::detector::{Chunk, Detector, state_from_json, state_to_json};
 use crate::prepare::derived;
 use crate::render;
-use crate::rows::{ints, strs};
+use crate::rows::{ints, texts};
 use crate::stats::{Distinct, Merge, Windows, merge_map, min_opt};
 
 const SAMPLE_URIS: usize = 8;
 
-/// One client IP with one fingerprint in one window.
+/// One client IP with one fingerprint in one window, as saved and judged (the open
+/// windows keep it as a [`Live`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Client {
     requests: u64,
@@ -80,14 +83,200 @@ type Cluster<'a> = (Client, Vec<(&'a str, u64)>);
 /// ip → fingerprint → client.
 type Open = BTreeMap<String, BTreeMap<String, Client>>;
 
+/// The detector's state as saved (and merged across shards).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct State {
+struct Saved {
     windows: Windows<Open>,
 }
 
-impl Merge for State {
+impl Merge for Saved {
     fn merge(&mut self, o: Self) {
         self.windows.merge(o.windows);
+    }
+}
+
+/// Counters of a [`Client`], in its field order.
+const COUNTERS: usize = 8;
+
+/// One client IP with one fingerprint in an open window: a [`Client`] whose texts are
+/// [`Atoms`] ids. A window holds one per client seen in it, and a run keeps every
+/// window open until it flushes: a client's strings, sets and maps (user agent, web
+/// ACL ARN, countries, sample URIs: some 2.5 KB per client and window) became a few
+/// integers (about 200 bytes, and the URI sketch).
+#[derive(Debug, Clone, Default)]
+struct Live {
+    /// `requests`, `blocked`, `automation`, `verified`, `no_language`, `no_referer`,
+    /// `catalogue`, `numeric`.
+    counts: [u64; COUNTERS],
+    uris: Distinct,
+    /// The smallest URIs (clipped), in text order.
+    sample_uris: SmallVec<[u32; SAMPLE_URIS]>,
+    /// (user agent, requests), in order of first appearance.
+    user_agents: SmallVec<[(u32, u64); 1]>,
+    countries: SmallVec<[u32; 2]>,
+    web_acls: SmallVec<[u32; 1]>,
+    /// The smallest account and region seen (as [`min_opt`]).
+    account: Option<u32>,
+    region: Option<u32>,
+}
+
+/// Keeps the smaller text of two atoms (as [`min_opt`] does with strings).
+fn min_atom(atoms: &Atoms, a: &mut Option<u32>, b: Option<u32>) {
+    if let Some(b) = b
+        && a.is_none_or(|a| atoms.text(b) < atoms.text(a))
+    {
+        *a = Some(b);
+    }
+}
+
+/// Adds `id` to a set of atoms kept as a list.
+fn add_atom<const N: usize>(set: &mut SmallVec<[u32; N]>, id: u32) {
+    if !set.contains(&id) {
+        set.push(id);
+    }
+}
+
+impl Live {
+    /// Adds a (clipped) sample URI, keeping the [`SAMPLE_URIS`] smallest texts.
+    fn sample(&mut self, atoms: &mut Atoms, uri: &str) {
+        let clipped = render::clip(uri, 200);
+        let at = self
+            .sample_uris
+            .binary_search_by(|&u| atoms.text(u).cmp(clipped.as_str()));
+        if let Err(at) = at
+            && at < SAMPLE_URIS
+        {
+            self.sample_uris.insert(at, atoms.id(&clipped));
+            self.sample_uris.truncate(SAMPLE_URIS);
+        }
+    }
+
+    /// The client as saved.
+    fn save(&self, atoms: &Atoms) -> Client {
+        let text = |id: &u32| atoms.text(*id).to_string();
+        let [
+            requests,
+            blocked,
+            automation,
+            verified,
+            no_language,
+            no_referer,
+            catalogue,
+            numeric,
+        ] = self.counts;
+        Client {
+            requests,
+            blocked,
+            automation,
+            verified,
+            no_language,
+            no_referer,
+            catalogue,
+            numeric,
+            uris: self.uris.clone(),
+            sample_uris: self.sample_uris.iter().map(text).collect(),
+            user_agents: self
+                .user_agents
+                .iter()
+                .map(|(ua, n)| (text(ua), *n))
+                .collect(),
+            countries: self.countries.iter().map(text).collect(),
+            web_acls: self.web_acls.iter().map(text).collect(),
+            account: self.account.as_ref().map(text),
+            region: self.region.as_ref().map(text),
+        }
+    }
+
+    /// A saved client, its texts as atoms.
+    fn load(c: Client, atoms: &mut Atoms) -> Live {
+        Live {
+            counts: [
+                c.requests,
+                c.blocked,
+                c.automation,
+                c.verified,
+                c.no_language,
+                c.no_referer,
+                c.catalogue,
+                c.numeric,
+            ],
+            uris: c.uris,
+            // A BTreeSet iterates in text order, as `sample_uris` is kept.
+            sample_uris: c.sample_uris.iter().map(|u| atoms.id(u)).collect(),
+            user_agents: c
+                .user_agents
+                .iter()
+                .map(|(ua, n)| (atoms.id(ua), *n))
+                .collect(),
+            countries: c.countries.iter().map(|x| atoms.id(x)).collect(),
+            web_acls: c.web_acls.iter().map(|x| atoms.id(x)).collect(),
+            account: c.account.as_deref().map(|x| atoms.id(x)),
+            region: c.region.as_deref().map(|x| atoms.id(x)),
+        }
+    }
+}
+
+/// An open window: (client IP, fingerprint) atoms → client.
+type LiveOpen = HashMap<(u32, u32), Live, PlRandomState>;
+
+/// Atoms are renumbered once they outgrow twice what was live at the last compaction,
+/// and at least this many (as the exfiltration detector's).
+const COMPACT_AT: usize = 64 * 1024;
+
+/// The detector's state while it runs: open windows keyed and filled with atoms.
+#[derive(Debug, Clone, Default)]
+struct State {
+    windows: Windows<LiveOpen>,
+    /// Texts of the open windows (and, until the next compaction, of closed ones).
+    atoms: Atoms,
+    /// Number of atoms after the last compaction.
+    live_atoms: usize,
+}
+
+impl State {
+    /// One open window as saved and judged.
+    fn save_window(&self, open: &LiveOpen) -> Open {
+        let mut out = Open::new();
+        for ((ip, fp), live) in open {
+            out.entry(self.atoms.text(*ip).to_string())
+                .or_default()
+                .insert(self.atoms.text(*fp).to_string(), live.save(&self.atoms));
+        }
+        out
+    }
+
+    fn save(&self) -> Saved {
+        let open = self
+            .windows
+            .open
+            .iter()
+            .map(|(start, o)| (*start, self.save_window(o)));
+        Saved {
+            windows: self.windows.with_open(open.collect()),
+        }
+    }
+
+    fn load(mut saved: Saved) -> State {
+        let mut atoms = Atoms::default();
+        let open = std::mem::take(&mut saved.windows.open)
+            .into_iter()
+            .map(|(start, ips)| {
+                let mut o = LiveOpen::default();
+                for (ip, fps) in ips {
+                    let ip = atoms.id(&ip);
+                    for (fp, c) in fps {
+                        let fp = atoms.id(&fp);
+                        o.insert((ip, fp), Live::load(c, &mut atoms));
+                    }
+                }
+                (start, o)
+            })
+            .collect();
+        State {
+            windows: saved.windows.with_open(open),
+            live_atoms: atoms.len(),
+            atoms,
+        }
     }
 }
 
@@ -413,15 +602,21 @@ impl Detector for Scraping {
             .agg([len().alias("n")])
             .collect()?;
 
+        let State { windows, atoms, .. } = &mut self.state;
         let win = ints(&agg, "win")?;
-        let ip = strs(&agg, wc::CLIENT_IP)?;
-        let fp = strs(&agg, derived::FINGERPRINT)?;
-        let ua = strs(&agg, wc::USER_AGENT)?;
-        let country = strs(&agg, wc::COUNTRY)?;
-        let acl = strs(&agg, wc::WEBACL_ID)?;
-        let account = strs(&agg, wc::ACCOUNT_ID)?;
-        let region = strs(&agg, wc::REGION)?;
-        let cols: Vec<Vec<i64>> = [
+        let [ip, fp, ua, country, acl, account, region] = [
+            wc::CLIENT_IP,
+            derived::FINGERPRINT,
+            wc::USER_AGENT,
+            wc::COUNTRY,
+            wc::WEBACL_ID,
+            wc::ACCOUNT_ID,
+            wc::REGION,
+        ]
+        .map(|name| texts(&agg, name));
+        let (ip, fp, ua, country, acl, account, region) =
+            (ip?, fp?, ua?, country?, acl?, account?, region?);
+        let counts: Vec<Vec<i64>> = [
             "requests",
             "blocked",
             "automation",
@@ -434,60 +629,57 @@ impl Detector for Scraping {
         .iter()
         .map(|n| ints(&agg, n))
         .collect::<Result<_>>()?;
+        let [ip, fp, ua, country, acl, account, region] =
+            [&ip, &fp, &ua, &country, &acl, &account, &region]
+                .map(|c| c.iter().collect::<Vec<_>>());
         for i in 0..win.len() {
-            let (Some(ip), Some(fp)) = (&ip[i], &fp[i]) else {
+            let (Some(ip), Some(fp)) = (ip[i], fp[i]) else {
                 continue;
             };
-            let v = |k: usize| cols[k][i] as u64;
-            let Some(open) = self.state.windows.slot(win[i], v(0)) else {
+            let requests = counts[0][i] as u64;
+            let Some(open) = windows.slot(win[i], requests) else {
                 continue;
             };
-            let mut c = Client {
-                requests: v(0),
-                blocked: v(1),
-                automation: v(2),
-                verified: v(3),
-                no_language: v(4),
-                no_referer: v(5),
-                catalogue: v(6),
-                numeric: v(7),
-                account: account[i].clone(),
-                region: region[i].clone(),
-                ..Client::default()
-            };
-            c.user_agents
-                .insert(ua[i].clone().unwrap_or_default(), v(0));
-            c.countries.extend(country[i].clone());
-            c.web_acls.extend(acl[i].clone());
-            open.entry(ip.clone())
-                .or_default()
-                .entry(fp.clone())
-                .or_default()
-                .merge(c);
+            let key = (atoms.id(ip), atoms.id(fp));
+            let c = open.entry(key).or_default();
+            for (have, n) in c.counts.iter_mut().zip(&counts) {
+                *have += n[i] as u64;
+            }
+            let ua = atoms.id(ua[i].unwrap_or_default());
+            match c.user_agents.iter_mut().find(|(u, _)| *u == ua) {
+                Some((_, n)) => *n += requests,
+                None => c.user_agents.push((ua, requests)),
+            }
+            if let Some(country) = country[i] {
+                add_atom(&mut c.countries, atoms.id(country));
+            }
+            if let Some(acl) = acl[i] {
+                add_atom(&mut c.web_acls, atoms.id(acl));
+            }
+            let account = account[i].map(|a| atoms.id(a));
+            min_atom(atoms, &mut c.account, account);
+            let region = region[i].map(|r| atoms.id(r));
+            min_atom(atoms, &mut c.region, region);
         }
         let win = ints(&uris, "win")?;
-        let ip = strs(&uris, wc::CLIENT_IP)?;
-        let fp = strs(&uris, derived::FINGERPRINT)?;
-        let uri = strs(&uris, wc::URI)?;
-        for i in 0..win.len() {
-            let (Some(ip), Some(fp), Some(u)) = (&ip[i], &fp[i], &uri[i]) else {
+        let [ip, fp, uri] = [wc::CLIENT_IP, derived::FINGERPRINT, wc::URI].map(|n| texts(&uris, n));
+        let (ip, fp, uri) = (ip?, fp?, uri?);
+        for (i, ((ip, fp), u)) in ip.iter().zip(fp.iter()).zip(uri.iter()).enumerate() {
+            let (Some(ip), Some(fp), Some(u)) = (ip, fp, u) else {
                 continue;
             };
             // Late rows were counted with the request counters above.
-            let Some(open) = self.state.windows.slot(win[i], 0) else {
+            let Some(open) = windows.slot(win[i], 0) else {
                 continue;
             };
-            let c = open
-                .entry(ip.clone())
-                .or_default()
-                .entry(fp.clone())
-                .or_default();
+            let key = (atoms.id(ip), atoms.id(fp));
+            let c = open.entry(key).or_default();
             c.uris.insert(u);
-            if c.sample_uris.len() < SAMPLE_URIS || c.sample_uris.last().is_some_and(|l| u < l) {
-                c.sample_uris.insert(crate::render::clip(u, 200));
-                while c.sample_uris.len() > SAMPLE_URIS {
-                    c.sample_uris.pop_last();
-                }
+            // A URI past the largest sample (as clipped) is not one of the smallest.
+            if c.sample_uris.len() < SAMPLE_URIS
+                || c.sample_uris.last().is_some_and(|&l| u < atoms.text(l))
+            {
+                c.sample(atoms, u);
             }
         }
         Ok(())
@@ -497,10 +689,146 @@ impl Detector for Scraping {
         let w = self.cfg.window_secs;
         let mut out = Vec::new();
         for (start, open) in self.state.windows.close(watermark, w) {
+            let open = self.state.save_window(&open);
             out.extend(self.judge_window(start, &open));
+        }
+        let s = &self.state;
+        if s.atoms.len() > (2 * s.live_atoms).max(COMPACT_AT) {
+            self.state = State::load(s.save());
         }
         Ok(out)
     }
 
-    state_methods!();
+    fn state(&self) -> Result<serde_json::Value> {
+        state_to_json(&self.state.save())
+    }
+
+    fn restore(&mut self, state: serde_json::Value) -> Result<()> {
+        self.state = State::load(state_from_json(state)?);
+        Ok(())
+    }
+
+    fn merge(&mut self, other: serde_json::Value) -> Result<()> {
+        let mut saved = self.state.save();
+        saved.merge(state_from_json::<Saved>(other)?);
+        self.state = State::load(saved);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flowlens_model::LogKind;
+    use flowlens_samples::waf::{Kind, request};
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+
+    use crate::testing::waf_batch;
+    use crate::{Config, Detector, Registry};
+
+    fn only_scraping() -> Config {
+        let mut c = Config::default();
+        c.exfiltration_spike.enabled = false;
+        c.lateral_movement.enabled = false;
+        c.cross_az_cost.enabled = false;
+        c.public_exposure.enabled = false;
+        c
+    }
+
+    /// `n` requests of `kind` from `ip`, a second apart from `t` (unix seconds).
+    fn requests(
+        rng: &mut SmallRng,
+        n: u64,
+        ip: &str,
+        t: u64,
+        kind: fn(u64) -> Kind,
+    ) -> Vec<String> {
+        (0..n)
+            .map(|k| request(rng, kind(k), ip, (t + k) * 1000))
+            .collect()
+    }
+
+    fn state(r: &mut Registry) -> serde_json::Value {
+        r.state().unwrap()["detectors"]["scraping-bot"].clone()
+    }
+
+    #[test]
+    fn open_windows_survive_save_restore_and_merge() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let a = waf_batch(
+            &[
+                requests(&mut rng, 40, "203.0.113.77", 1_700_000_000, |k| {
+                    Kind::Scraper {
+                        id: 1000 + k as u32,
+                    }
+                }),
+                requests(&mut rng, 5, "198.51.100.4", 1_700_000_010, |_| Kind::Browse),
+            ]
+            .concat(),
+        );
+        let b = waf_batch(&requests(&mut rng, 7, "203.0.113.77", 1_700_000_100, |k| {
+            Kind::Scraper {
+                id: 2000 - k as u32,
+            }
+        }));
+
+        let mut one = Registry::new(only_scraping());
+        one.observe(LogKind::Waf, &a).unwrap();
+        let saved = state(&mut one);
+        let client = &saved["windows"]["open"]["1699999800"]["203.0.113.77"]["t13d1812h1_85036bcba153_b26ce05bbdd6"];
+        assert_eq!(client["requests"], 40);
+        assert_eq!(client["automation"], 40);
+        assert_eq!(client["user_agents"]["python-requests/2.31.0"], 40);
+        // The eight smallest URIs, in text order.
+        let samples: Vec<String> = (1000..1008).map(|i| format!("/products/{i}")).collect();
+        assert_eq!(client["sample_uris"], serde_json::json!(samples));
+
+        // Restored, the open windows are the same.
+        let mut again = Registry::new(only_scraping());
+        again.restore(one.state().unwrap()).unwrap();
+        assert_eq!(state(&mut again), saved);
+
+        // Merged with another shard's state: as if one registry had seen both.
+        let mut other = Registry::new(only_scraping());
+        other.observe(LogKind::Waf, &b).unwrap();
+        again.merge(other.state().unwrap()).unwrap();
+        let mut both = Registry::new(only_scraping());
+        both.observe(LogKind::Waf, &a).unwrap();
+        both.observe(LogKind::Waf, &b).unwrap();
+        let merged = state(&mut again);
+        assert_eq!(merged, state(&mut both));
+        let client = &merged["windows"]["open"]["1699999800"]["203.0.113.77"]["t13d1812h1_85036bcba153_b26ce05bbdd6"];
+        assert_eq!(client["requests"], 47);
+        assert_eq!(client["sample_uris"][0], "/products/1000");
+        assert_eq!(client["sample_uris"][7], "/products/1007");
+        // The second batch's URIs (1994-2000) are larger: not among the samples.
+        assert_eq!(client["sample_uris"].as_array().unwrap().len(), 8);
+    }
+
+    #[test]
+    fn compacting_keeps_the_open_windows_and_drops_closed_texts() {
+        let mut rng = SmallRng::seed_from_u64(5);
+        // Window 1699999800 holds 300 clients and closes; 1700000400 stays open.
+        let closed: Vec<String> = (0..300)
+            .flat_map(|i| {
+                let ip = format!("198.51.{}.{}", i / 250, i % 250);
+                requests(&mut rng, 1, &ip, 1_700_000_000, |_| Kind::Probe)
+            })
+            .collect();
+        let open = requests(&mut rng, 3, "203.0.113.9", 1_700_000_500, |_| Kind::Probe);
+        let mut r = Registry::new(only_scraping());
+        r.observe(LogKind::Waf, &waf_batch(&closed)).unwrap();
+        r.observe(LogKind::Waf, &waf_batch(&open)).unwrap();
+        let mut d = super::Scraping::new(&only_scraping());
+        d.restore(state(&mut r)).unwrap();
+        d.flush(1_700_000_400).unwrap();
+        let before = d.state().unwrap();
+        let atoms = d.state.atoms.len();
+        assert!(atoms > 300, "{atoms}");
+        d.state = super::State::load(d.state.save());
+        // One client left: its IP, fingerprint, web ACL, account and region, and up
+        // to three user agents, countries and URIs.
+        assert!(d.state.atoms.len() <= 14, "{}", d.state.atoms.len());
+        assert_eq!(d.state().unwrap(), before);
+    }
 }
