@@ -19,7 +19,7 @@ use crate::config::{Config, CrossAzConfig};
 use crate::detector::{Chunk, Detector, state_methods};
 use crate::inventory::Inventory;
 use crate::net::parse_ip;
-use crate::prepare::fact;
+use crate::prepare::{WindowOf, fact};
 use crate::render;
 use crate::rows::slot;
 use crate::stats::{Merge, Windows};
@@ -265,6 +265,7 @@ impl Detector for CrossAz {
         let w = self.cfg.window_secs;
         // Accepted private → private flows carrying bytes, per (window, source,
         // destination, service port, interface): (bytes, flows).
+        let mut window = WindowOf::new(w);
         let groups = rows.aggregate(
             fact::ACCEPT | fact::SRC_PRIVATE | fact::DST_PRIVATE,
             fact::ALLOWED,
@@ -274,7 +275,7 @@ impl Detector for CrossAz {
                 }
                 let port = rows.svc_port[i].unwrap_or(0);
                 Some((
-                    rows.window(i, w)?,
+                    window.of(rows.start(i)?),
                     rows.src[i],
                     rows.dst[i],
                     port,

@@ -20,7 +20,7 @@ use crate::Result;
 use crate::config::{Config, ExposureConfig};
 use crate::detector::{Chunk, Detector, state_methods};
 use crate::inventory::Inventory;
-use crate::prepare::fact;
+use crate::prepare::{WindowOf, fact};
 use crate::render;
 use crate::rows::slot;
 use crate::stats::{Distinct, Merge, Windows, merge_map};
@@ -260,6 +260,7 @@ impl Detector for Exposure {
         // Accepted inbound requests from public sources (not AWS services) to private
         // destinations, per (window, destination, service port, interface, source):
         // (bytes, flows).
+        let mut window = WindowOf::new(w);
         let groups = rows.aggregate(
             fact::ACCEPT | fact::SRC_PUBLIC | fact::PDST_PRIVATE,
             fact::RESPONSE
@@ -275,7 +276,7 @@ impl Detector for Exposure {
                     return None;
                 }
                 let (dst, eni, src) = (rows.pdst[i], rows.eni[i], rows.src[i]);
-                Some((rows.window(i, w)?, dst, port.unwrap_or(0), eni, src))
+                Some((window.of(rows.start(i)?), dst, port.unwrap_or(0), eni, src))
             },
             |acc: &mut (u64, u64), i| {
                 acc.0 += rows.bytes[i].max(0) as u64;

@@ -199,6 +199,11 @@ impl Inventory {
                 .copied()
                 .filter(|&k| !constant(fields[k]))
                 .collect();
+            // The interface of the row before, in this batch: a record of the same
+            // interface teaches nothing new when no field varies through the batch
+            // (interfaces log runs of records; in default-format logs, whose
+            // instance, subnet and AZ fields are absent, no field varies).
+            let mut prev = NONE;
             for i in 0..batch.num_rows() {
                 let r = row;
                 row += 1;
@@ -206,12 +211,15 @@ impl Inventory {
                 if e == NONE {
                     continue;
                 }
-                let slot = &mut at[e as usize];
-                if *slot == UNSET {
+                if e == prev && varying.is_empty() {
+                    // Only its own address, below.
+                } else if let slot = &mut at[e as usize]
+                    && *slot == UNSET
+                {
                     *slot = metas.len() as u32;
                     metas.push((e, fields.map(|f| get(f, i)), (b, i)));
                 } else {
-                    let (_, m, last) = &mut metas[*slot as usize];
+                    let (_, m, last) = &mut metas[at[e as usize] as usize];
                     // A field with the same value as this interface's previous
                     // record adds nothing (views compare within one batch only).
                     let same_batch = last.0 == b;
@@ -228,6 +236,7 @@ impl Inventory {
                     }
                     *last = (b, i);
                 }
+                prev = e;
                 // The interface's own address: the source of its egress records, the
                 // destination of its other directed ones (private addresses only).
                 let f = rows.facts[r];

@@ -20,7 +20,7 @@ use crate::Result;
 use crate::config::{Config, LateralConfig};
 use crate::detector::{Chunk, Detector, state_methods};
 use crate::inventory::Inventory;
-use crate::prepare::fact;
+use crate::prepare::{WindowOf, fact};
 use crate::render;
 use crate::rows::slot;
 use crate::stats::{Merge, Windows, merge_map};
@@ -394,6 +394,7 @@ impl Detector for Lateral {
         let w = self.cfg.window_secs;
         // Initiators' TCP/UDP records between two private addresses, per (window,
         // source, destination, service port): flows, rejected, short.
+        let mut window = WindowOf::new(w);
         let groups = rows.aggregate(
             fact::TCP_OR_UDP | fact::SRC_PRIVATE | fact::DST_PRIVATE,
             fact::ALLOWED | fact::RESPONSE,
@@ -402,7 +403,7 @@ impl Detector for Lateral {
                     return None;
                 }
                 let port = rows.svc_port[i].unwrap_or(0);
-                Some((rows.window(i, w)?, rows.src[i], rows.dst[i], port))
+                Some((window.of(rows.start(i)?), rows.src[i], rows.dst[i], port))
             },
             |acc: &mut Acc, i| {
                 acc.flows += 1;

@@ -132,6 +132,52 @@ fn with_nulls_as<T: arrow::datatypes::ArrowPrimitiveType>(
     }
 }
 
+/// The values of `a` for a loop over plain slices: its own buffer, unless it is null
+/// throughout (a field the log format lacks: `null` everywhere). Where only some rows
+/// are null (NODATA records, which have no ports, protocol or counts), the buffer
+/// holds arbitrary values there, and the rows are listed in `fix` for the caller to
+/// judge again with [`value_or`].
+fn values_or<'a, T: arrow::datatypes::ArrowPrimitiveType>(
+    a: &'a arrow::array::PrimitiveArray<T>,
+    null: T::Native,
+    fix: &mut Vec<usize>,
+) -> Cow<'a, [T::Native]> {
+    match a.nulls() {
+        None => Cow::Borrowed(a.values()),
+        Some(n) if n.null_count() == n.len() => Cow::Owned(vec![null; a.len()]),
+        Some(n) => {
+            fix.extend((0..n.len()).filter(|&i| n.is_null(i)));
+            Cow::Borrowed(a.values())
+        }
+    }
+}
+
+/// Row `i` of `a`, or `null`.
+#[inline]
+fn value_or<T: arrow::datatypes::ArrowPrimitiveType>(
+    a: &arrow::array::PrimitiveArray<T>,
+    i: usize,
+    null: T::Native,
+) -> T::Native {
+    if a.is_valid(i) { a.value(i) } else { null }
+}
+
+/// The facts of a record derived from its protocol, TCP flags, ports and packets
+/// ([`fact::RESPONSE`], [`fact::TCP_OR_UDP`], [`fact::SHORT`]) and its service port;
+/// a null Int32 is [`NULL32`], a null packet count `i64::MAX`.
+#[inline]
+fn record_facts(p: i32, f: i32, sp: i32, dp: i32, pk: i64) -> (u32, Option<i32>) {
+    let r = is_response(p, f, sp, dp);
+    let port = if r { sp } else { dp };
+    let bit = |yes: bool, f: u32| if yes { f } else { 0 };
+    (
+        bit(r, fact::RESPONSE)
+            | bit(p == 6 || p == 17, fact::TCP_OR_UDP)
+            | bit(f == 2 || pk <= 2, fact::SHORT),
+        (port != NULL32).then_some(port),
+    )
+}
+
 /// The TCP responder heuristic, per record; a null value is [`NULL32`].
 #[inline]
 fn is_response(protocol: i32, flags: i32, sport: i32, dport: i32) -> bool {
@@ -352,16 +398,30 @@ impl<'a> FlowRows<'a> {
         Some(s - s.rem_euclid(window_secs))
     }
 
+    /// The rows that have every [`fact`] bit of `all` and none of `none`, in row order.
+    ///
+    /// The facts are tested a block of rows at a time and without a branch per row,
+    /// and only the rows kept are visited (which rows a detector keeps follows no
+    /// pattern a processor could predict). Against testing them row by row: the same
+    /// instruction count, and no time difference beyond the noise (README, detector
+    /// cost, session 18).
+    pub fn kept(&self, all: u32, none: u32) -> Kept<'_> {
+        Kept {
+            facts: &self.facts,
+            all,
+            mask: all | none,
+            next_block: 0,
+            block: 0,
+            rows: [0; KEPT_BLOCK],
+            n: 0,
+            at: 0,
+        }
+    }
+
     /// Groups the rows that have every [`fact`] bit of `all` and none of `none` by
     /// `key` (rows without one are left out too) and folds each group with `add`: the
     /// flow detectors' group-by — a hash map keyed by a few integers (codes, window,
-    /// port).
-    ///
-    /// The facts are tested first, a block of rows at a time and without a branch per
-    /// row, and only the rows kept are keyed (which rows a detector keeps follows no
-    /// pattern a processor could predict). Against testing them row by row in `key`:
-    /// the same instruction count, and no time difference beyond the noise (README,
-    /// detector cost, session 18).
+    /// port), over the rows [`FlowRows::for_each`] keeps.
     ///
     /// It replaced a polars lazy query per detector (filter, group-by on four to six
     /// keys, sums), whose kernels cost several times the work itself: polars
@@ -378,26 +438,95 @@ impl<'a> FlowRows<'a> {
         K: std::hash::Hash + Eq,
         V: Default,
     {
-        const BLOCK: usize = 1024;
         // Room for a group per 32 rows before the table grows.
         let mut groups = PlHashMap::with_capacity_and_hasher(self.len() / 32, Default::default());
-        let mask = all | none;
-        let mut kept = [0u16; BLOCK];
-        for (b, block) in self.facts.chunks(BLOCK).enumerate() {
-            // Each row's index is written, and the count advances only for a kept one.
-            let mut n = 0;
-            for (j, &f) in block.iter().enumerate() {
-                kept[n] = j as u16;
-                n += usize::from(f & mask == all);
-            }
-            for &j in &kept[..n] {
-                let i = b * BLOCK + usize::from(j);
-                if let Some(k) = key(i) {
-                    add(groups.entry(k).or_default(), i);
-                }
+        for i in self.kept(all, none) {
+            if let Some(k) = key(i) {
+                add(groups.entry(k).or_default(), i);
             }
         }
         groups
+    }
+
+    /// `start` of row `i` (unix seconds; none where [`fact::NO_START`] is set).
+    #[inline]
+    pub fn start(&self, i: usize) -> Option<i64> {
+        (self.facts[i] & fact::NO_START == 0).then(|| self.start[i])
+    }
+}
+
+/// Rows tested per step of [`Kept`].
+const KEPT_BLOCK: usize = 1024;
+
+/// The rows of a [`FlowRows`] with and without given facts ([`FlowRows::kept`]).
+pub struct Kept<'r> {
+    facts: &'r [u32],
+    all: u32,
+    mask: u32,
+    /// First row of the next block to test.
+    next_block: usize,
+    /// First row of the current block.
+    block: usize,
+    /// The kept rows of the current block (offsets in it), `n` of them; `at` is the
+    /// next to hand out.
+    rows: [u16; KEPT_BLOCK],
+    n: usize,
+    at: usize,
+}
+
+impl Iterator for Kept<'_> {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        while self.at == self.n {
+            let from = self.next_block;
+            if from >= self.facts.len() {
+                return None;
+            }
+            let block = &self.facts[from..self.facts.len().min(from + KEPT_BLOCK)];
+            (self.block, self.next_block) = (from, from + block.len());
+            // Each row's offset is written, and the count advances only for a kept one.
+            let mut n = 0;
+            for (j, &f) in block.iter().enumerate() {
+                self.rows[n] = j as u16;
+                n += usize::from(f & self.mask == self.all);
+            }
+            (self.n, self.at) = (n, 0);
+        }
+        let row = self.block + usize::from(self.rows[self.at]);
+        self.at += 1;
+        Some(row)
+    }
+}
+
+/// Start of the `secs`-second window of each time of a run of them (unix seconds):
+/// the window of the time before is reused while the next falls in it (rows come
+/// nearly in time order), which saves a division per row.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowOf {
+    secs: i64,
+    /// The last window start handed out.
+    last: Option<i64>,
+}
+
+impl WindowOf {
+    /// Windows of `secs` seconds (more than 0), aligned to the epoch.
+    pub fn new(secs: i64) -> Self {
+        WindowOf { secs, last: None }
+    }
+
+    /// Start of the window holding `t`.
+    #[inline]
+    pub fn of(&mut self, t: i64) -> i64 {
+        match self.last {
+            Some(lo) if t >= lo && t - lo < self.secs => lo,
+            _ => {
+                let lo = t - t.rem_euclid(self.secs);
+                self.last = Some(lo);
+                lo
+            }
+        }
     }
 }
 
@@ -418,6 +547,10 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
     let mut start: Vec<Cow<'a, [i64]>> = Vec::with_capacity(batches.len());
     let mut bytes: Vec<Cow<'a, [i64]>> = Vec::with_capacity(batches.len());
     let (accept_view, reject_view) = (make_view(b"ACCEPT", 0, 0), make_view(b"REJECT", 0, 0));
+    // Every batch's packet-level addresses are null throughout (copies of the
+    // interface-level codes), and the rows of a batch to judge again for nulls.
+    let mut pkt_copied = true;
+    let mut fix = Vec::new();
     for batch in batches {
         let first = src.len();
         let (s, d) = (
@@ -434,12 +567,22 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
         names.append_codes_or(ps, s, &src[first..], &mut psrc);
         names.append_codes_or(pd, d, &dst[first..], &mut pdst);
         names.append_codes(strs(batch, flows::col::INTERFACE_ID)?, &mut eni);
-        // Facts, column by column over plain slices (nulls as sentinels).
-        let sport = with_nulls_as(i32s(batch, flows::col::SRCPORT)?, NULL32);
-        let dport = with_nulls_as(i32s(batch, flows::col::DSTPORT)?, NULL32);
-        let proto = with_nulls_as(i32s(batch, flows::col::PROTOCOL)?, NULL32);
-        let flags = with_nulls_as(i32s(batch, flows::col::TCP_FLAGS)?, NULL32);
-        let packets = with_nulls_as(i64s(batch, flows::col::PACKETS)?, i64::MAX);
+        pkt_copied &= ps.null_count() == ps.len() && pd.null_count() == pd.len();
+        // Facts, column by column over plain slices; the rows where some of these
+        // columns are null are judged again below, with nulls as sentinels.
+        let columns = (
+            i32s(batch, flows::col::SRCPORT)?,
+            i32s(batch, flows::col::DSTPORT)?,
+            i32s(batch, flows::col::PROTOCOL)?,
+            i32s(batch, flows::col::TCP_FLAGS)?,
+            i64s(batch, flows::col::PACKETS)?,
+        );
+        fix.clear();
+        let sport = values_or(columns.0, NULL32, &mut fix);
+        let dport = values_or(columns.1, NULL32, &mut fix);
+        let proto = values_or(columns.2, NULL32, &mut fix);
+        let flags = values_or(columns.3, NULL32, &mut fix);
+        let packets = values_or(columns.4, i64::MAX, &mut fix);
         let rows = batch.num_rows();
         // Written in place over zipped slices: no bounds or capacity checks per row.
         facts.resize(first + rows, 0);
@@ -449,13 +592,17 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
         for ((((&p, &f), &sp), &dp), (&pk, (fact_out, svc_out))) in
             inputs.zip(packets.iter().zip(outputs))
         {
-            let r = is_response(p, f, sp, dp);
-            let port = if r { sp } else { dp };
-            *svc_out = (port != NULL32).then_some(port);
-            let bit = |yes: bool, f: u32| if yes { f } else { 0 };
-            *fact_out = bit(r, fact::RESPONSE)
-                | bit(p == 6 || p == 17, fact::TCP_OR_UDP)
-                | bit(f == 2 || pk <= 2, fact::SHORT);
+            (*fact_out, *svc_out) = record_facts(p, f, sp, dp, pk);
+        }
+        for &i in &fix {
+            let (sp, dp, p, f) = (
+                value_or(columns.0, i, NULL32),
+                value_or(columns.1, i, NULL32),
+                value_or(columns.2, i, NULL32),
+                value_or(columns.3, i, NULL32),
+            );
+            let pk = value_or(columns.4, i, i64::MAX);
+            (facts[first + i], svc[first + i]) = record_facts(p, f, sp, dp, pk);
         }
         let batch_facts = &mut facts[first..];
         // ACCEPT and REJECT are inline views: equal views, equal text.
@@ -523,12 +670,27 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
     // private bit.
     const _: () = assert!(Scope::Private as u32 == 1 && Scope::Public as u32 == 2);
     let scope = |code: u32| lex.scope(code) as u32;
-    let codes = src.iter().zip(&dst).zip(psrc.iter().zip(&pdst));
-    for (f, ((&s, &d), (&ps, &pd))) in facts.iter_mut().zip(codes) {
-        *f |= (scope(s) * fact::SRC_PRIVATE)
-            | (scope(d) * fact::DST_PRIVATE)
-            | (scope(ps) * fact::PSRC_PRIVATE)
-            | (scope(pd) * fact::PDST_PRIVATE);
+    if pkt_copied {
+        // No packet-level addresses (default-format logs): their codes, and so their
+        // scope bits, are the interface-level ones', shifted to their place.
+        const PKT: u32 = fact::PSRC_PRIVATE.trailing_zeros() - fact::SRC_PRIVATE.trailing_zeros();
+        const _: () = assert!(
+            fact::PDST_PRIVATE == fact::DST_PRIVATE << PKT
+                && fact::PSRC_PUBLIC == fact::SRC_PUBLIC << PKT
+                && fact::PDST_PUBLIC == fact::DST_PUBLIC << PKT
+        );
+        for (f, (&s, &d)) in facts.iter_mut().zip(src.iter().zip(&dst)) {
+            let x = (scope(s) * fact::SRC_PRIVATE) | (scope(d) * fact::DST_PRIVATE);
+            *f |= x | (x << PKT);
+        }
+    } else {
+        let codes = src.iter().zip(&dst).zip(psrc.iter().zip(&pdst));
+        for (f, ((&s, &d), (&ps, &pd))) in facts.iter_mut().zip(codes) {
+            *f |= (scope(s) * fact::SRC_PRIVATE)
+                | (scope(d) * fact::DST_PRIVATE)
+                | (scope(ps) * fact::PSRC_PRIVATE)
+                | (scope(pd) * fact::PDST_PRIVATE);
+        }
     }
     let (allow, cidr_hit, eni_hit) = (&lex.allow, &lex.cidr_hit, &lex.eni_hit);
     if !(cidr_hit.is_empty() && eni_hit.is_empty() && allow.ports.is_empty()) {
@@ -885,6 +1047,94 @@ mod tests {
         assert_eq!(fresh.psrc[..4], codes);
         assert_eq!(fresh.facts, again_facts);
         assert_eq!(fresh.lex.scope(fresh.src[4]), Public);
+    }
+
+    #[test]
+    fn default_format_rows_read_as_with_packet_level_columns() {
+        // v2 logs have no packet-level addresses, and NODATA records no ports,
+        // protocol or counts: the same rows with the packet-level addresses written
+        // out, and with every null in its own column, read the same.
+        let v2 = crate::testing::flows_batch(
+            "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status",
+            &[
+                "2 123456789012 eni-a 10.0.0.1 203.0.113.9 40000 443 6 1 60 10 11 ACCEPT OK",
+                "2 123456789012 eni-a 203.0.113.9 10.0.0.1 443 40000 6 9 60 10 11 ACCEPT OK",
+                "2 123456789012 eni-a - - - - - - - 10 11 - NODATA",
+                "2 123456789012 eni-a 10.0.0.1 - 40000 - 6 - 60 10 11 REJECT OK",
+                "2 123456789012 eni-a 198.51.100.7 10.0.0.1 53 53 17 2 - 10 11 ACCEPT OK",
+            ],
+        );
+        let v5 = batch(&[
+            "5 eni-a 10.0.0.1 203.0.113.9 10.0.0.1 203.0.113.9 40000 443 6 1 60 10 11 ACCEPT OK - -",
+            "5 eni-a 203.0.113.9 10.0.0.1 203.0.113.9 10.0.0.1 443 40000 6 9 60 10 11 ACCEPT OK - -",
+            "5 eni-a - - - - - - - - - 10 11 - NODATA - -",
+            "5 eni-a 10.0.0.1 - 10.0.0.1 - 40000 - 6 - 60 10 11 REJECT OK - -",
+            "5 eni-a 198.51.100.7 10.0.0.1 198.51.100.7 10.0.0.1 53 53 17 2 - 10 11 ACCEPT OK - -",
+        ]);
+        let (v2, v5) = ([v2], [v5]);
+        let (mut a, mut b) = (
+            FlowNames::new(Allow::default()),
+            FlowNames::new(Allow::default()),
+        );
+        let (r2, r5) = (
+            flow_rows(&v2, &mut a).unwrap(),
+            flow_rows(&v5, &mut b).unwrap(),
+        );
+        assert_eq!(r2.facts, r5.facts);
+        assert_eq!(r2.svc_port, r5.svc_port);
+        assert_eq!(r2.svc_port, [Some(443), Some(443), None, None, Some(53)]);
+        use fact::*;
+        // One packet, no flags: short. NODATA: no fact. A null destination port: no
+        // service port, and the null packet count is not short.
+        assert_eq!(
+            r2.facts[0],
+            ACCEPT | TCP_OR_UDP | SHORT | SRC_PRIVATE | DST_PUBLIC | PSRC_PRIVATE | PDST_PUBLIC
+        );
+        assert_eq!(r2.facts[2], 0);
+        assert_eq!(
+            r2.facts[3],
+            REJECT | TCP_OR_UDP | SRC_PRIVATE | PSRC_PRIVATE
+        );
+    }
+
+    proptest::proptest! {
+        // The kept rows are those a row-by-row test keeps, across blocks.
+        #[test]
+        fn kept_rows_are_the_rows_with_the_facts(
+            facts in proptest::collection::vec(0u32..16, 0..3000),
+            all in 0u32..4,
+            none in 0u32..4,
+        ) {
+            let none = none << 2;
+            let rows = FlowRows {
+                lex: &FlowNames::new(Allow::default()),
+                src: vec![NONE; facts.len()],
+                dst: Vec::new(),
+                psrc: Vec::new(),
+                pdst: Vec::new(),
+                eni: Vec::new(),
+                start: Cow::Owned(Vec::new()),
+                bytes: Cow::Owned(Vec::new()),
+                svc_port: Vec::new(),
+                facts: facts.clone(),
+            };
+            let want: Vec<usize> = (0..facts.len())
+                .filter(|&i| facts[i] & all == all && facts[i] & none == 0)
+                .collect();
+            proptest::prop_assert_eq!(rows.kept(all, none).collect::<Vec<_>>(), want);
+        }
+
+        // Window starts reused from one time to the next are those computed afresh.
+        #[test]
+        fn window_starts_follow_the_times(
+            times in proptest::collection::vec(-2000i64..2000, 0..200),
+            secs in 1i64..700,
+        ) {
+            let mut w = WindowOf::new(secs);
+            for t in times {
+                proptest::prop_assert_eq!(w.of(t), t - t.rem_euclid(secs));
+            }
+        }
     }
 
     #[test]
