@@ -410,6 +410,48 @@ mod tests {
     }
 
     #[test]
+    fn times_past_any_window_are_skipped_not_overflowed() {
+        // The decoders take any 64-bit start or timestamp; window arithmetic on the
+        // extremes would overflow (a panic in debug builds).
+        let flows = crate::testing::flows_batch(
+            "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status",
+            &[
+                "2 123456789012 eni-0a 10.0.0.1 203.0.113.9 40000 443 6 10 500000000 9223372036854775807 9223372036854775807 ACCEPT OK",
+                "2 123456789012 eni-0a 10.0.0.1 10.0.0.2 40000 22 6 1 50 1099511627776 1 REJECT OK",
+                "2 123456789012 eni-0a 203.0.113.9 10.0.0.1 40000 8000 6 1 50 9223372036854775000 1 ACCEPT OK",
+            ],
+        );
+        let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(1);
+        let waf = crate::testing::waf_batch(
+            &(0..400)
+                .map(|_| {
+                    flowlens_samples::waf::request(
+                        &mut rng,
+                        flowlens_samples::waf::Kind::Probe,
+                        "203.0.113.7",
+                        i64::MAX as u64,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(waf.num_rows(), 400);
+        let mut r = Registry::new(Config::default());
+        r.observe(LogKind::Flows, &flows).unwrap();
+        r.observe(LogKind::Waf, &waf).unwrap();
+        assert!(r.flush(i64::MAX).unwrap().is_empty());
+        let state = r.state().unwrap();
+        for d in [
+            "exfiltration-spike",
+            "lateral-movement",
+            "cross-az-cost",
+            "scraping-bot",
+        ] {
+            let open = &state["detectors"][d]["windows"]["open"];
+            assert_eq!(open, &serde_json::json!({}), "{d}");
+        }
+    }
+
+    #[test]
     fn schema_errors_surface_with_their_batch() {
         let mut r = Registry::new(Config::default());
         r.observe(LogKind::Flows, &batch(None)).unwrap();

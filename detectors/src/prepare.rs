@@ -47,6 +47,12 @@ pub mod derived {
     pub const ALLOWED: &str = "allowed";
 }
 
+/// The event times (unix seconds) the detectors place in windows: from 1970 to about
+/// the year 36,800. A record outside (a damaged or hostile value: the decoders take
+/// any 64-bit number) is in no window, as one without a time: window arithmetic on
+/// it would overflow.
+pub const TIMES: std::ops::Range<i64> = 0..1 << 40;
+
 /// Values of [`FlowRows::direction`].
 pub mod direction {
     /// The log has no `flow-direction` field (or the record no value).
@@ -221,7 +227,8 @@ pub mod fact {
     pub const TCP_OR_UDP: u32 = 1 << 6;
     /// A probe rather than a session: SYN only (`tcp_flags` 2) or at most 2 packets.
     pub const SHORT: u32 = 1 << 7;
-    /// `start` is null: the record is in no window.
+    /// `start` is null, or outside [`TIMES`](super::TIMES): the record is in no
+    /// window.
     pub const NO_START: u32 = 1 << 8;
     /// Scope of `srcaddr`, `dstaddr` and the packet-level addresses (neither bit:
     /// missing or not an address). Each pair is [`Scope`] (1 private, 2 public)
@@ -516,13 +523,19 @@ impl WindowOf {
         WindowOf { secs, last: None }
     }
 
-    /// Start of the window holding `t`.
+    /// Start of the window holding `t` (saturating at `i64::MIN`: no time of
+    /// [`TIMES`] comes near).
     #[inline]
     pub fn of(&mut self, t: i64) -> i64 {
         match self.last {
-            Some(lo) if t >= lo && t - lo < self.secs => lo,
+            Some(lo)
+                if t.checked_sub(lo)
+                    .is_some_and(|d| (0..self.secs).contains(&d)) =>
+            {
+                lo
+            }
             _ => {
-                let lo = t - t.rem_euclid(self.secs);
+                let lo = t.saturating_sub(t.rem_euclid(self.secs));
                 self.last = Some(lo);
                 lo
             }
@@ -653,6 +666,11 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
                 }
             }
         }
+        for (f, t) in batch_facts.iter_mut().zip(s.values().iter()) {
+            if !TIMES.contains(t) {
+                *f |= fact::NO_START;
+            }
+        }
         start.push(Cow::Borrowed(s.values()));
         bytes.push(with_nulls_as(i64s(batch, flows::col::BYTES)?, 0));
     }
@@ -758,7 +776,11 @@ pub fn waf_frame(batch: &RecordBatch, allow: &Allow, cfg: &ScrapingConfig) -> Re
     let ts = column(batch, waf::col::TIMESTAMP)?
         .as_primitive_opt::<TimestampMillisecondType>()
         .ok_or_else(|| Error::Schema("`timestamp` is not a millisecond timestamp".into()))?;
-    let ts: Int64Array = ts.unary::<_, Int64Type>(|ms| ms.div_euclid(1000));
+    // Null outside `TIMES`, as a record without a time (the detector skips both).
+    let ts: Int64Array = ts.unary_opt::<_, Int64Type>(|ms| {
+        let secs = ms.div_euclid(1000);
+        TIMES.contains(&secs).then_some(secs)
+    });
     let ua = strs(batch, waf::col::USER_AGENT)?;
     let ip = strs(batch, waf::col::CLIENT_IP)?;
     let uri = strs(batch, waf::col::URI)?;

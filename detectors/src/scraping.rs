@@ -564,7 +564,8 @@ impl Detector for Scraping {
             .filter(
                 col(derived::ALLOWED)
                     .not()
-                    .and(col(wc::CLIENT_IP).is_not_null()),
+                    .and(col(wc::CLIENT_IP).is_not_null())
+                    .and(col(derived::TS).is_not_null()),
             )
             .with_column((col(derived::TS) - col(derived::TS) % lit(w)).alias("win"));
         let keys = [

@@ -97,7 +97,7 @@ impl<T: Default> Windows<T> {
                 break;
             }
             out.extend(self.open.pop_first());
-            self.closed_before = self.closed_before.max(start + window_secs);
+            self.closed_before = self.closed_before.max(start.saturating_add(window_secs));
         }
         out
     }
