@@ -106,18 +106,20 @@ impl CrossAz {
                 let pair = pairs.entry(key).or_default();
                 for (port, enis) in ports {
                     let b = enis.values().copied().max().unwrap_or(0);
-                    *pair.ports.entry((*port, forward)).or_default() += b;
-                    pair.bytes += b;
+                    pair.ports.entry((*port, forward)).or_default().merge(b);
+                    pair.bytes.merge(b);
                     let azk = if sa < da {
                         (sa.clone(), da.clone())
                     } else {
                         (da.clone(), sa.clone())
                     };
-                    *by_az_pair.entry(azk).or_default() += b;
+                    by_az_pair.entry(azk).or_default().merge(b);
                 }
             }
         }
-        let total: u64 = pairs.values().map(|p| p.bytes).sum();
+        let total = pairs
+            .values()
+            .fold(0, |sum: u64, p| sum.saturating_add(p.bytes));
         let scale = MONTH_SECS / w as f64;
         let inv = &self.state.inventory;
         let mut out = Vec::new();
@@ -283,7 +285,7 @@ impl Detector for CrossAz {
                 ))
             },
             |acc: &mut (u64, u64), i| {
-                acc.0 += rows.bytes[i] as u64;
+                acc.0.merge(rows.bytes[i] as u64);
                 acc.1 += 1;
             },
         );
@@ -295,7 +297,7 @@ impl Detector for CrossAz {
                 continue;
             };
             let by_eni = slot(slot(open, s), d).entry(port).or_default();
-            *slot(by_eni, rows.name(eni).unwrap_or_default()) += bytes;
+            slot(by_eni, rows.name(eni).unwrap_or_default()).merge(bytes);
         }
         Ok(())
     }

@@ -452,6 +452,44 @@ mod tests {
     }
 
     #[test]
+    fn huge_byte_counts_saturate() {
+        // Three records of i64::MAX bytes each overflow a u64 sum (a panic in debug
+        // builds): egress to the internet, a cross-AZ pair, an exposed port.
+        let max = i64::MAX;
+        let lines: Vec<String> = (0..3)
+            .flat_map(|k| {
+                [
+                    format!("5 eni-0a 10.0.0.1 203.0.113.9 4000{k} 443 6 10 {max} 1700000000 1700000060 ACCEPT OK egress use1-az1"),
+                    format!("5 eni-0a 10.0.0.1 10.0.1.2 4000{k} 8080 6 10 {max} 1700000000 1700000060 ACCEPT OK egress use1-az1"),
+                    format!("5 eni-0b 10.0.1.2 10.0.0.1 8080 4000{k} 6 10 {max} 1700000000 1700000060 ACCEPT OK egress use1-az2"),
+                    format!("5 eni-0a 198.51.100.{k} 10.0.0.1 4000{k} 8000 6 10 {max} 1700000000 1700000060 ACCEPT OK ingress use1-az1"),
+                ]
+            })
+            .collect();
+        let flows = crate::testing::flows_batch(
+            "version interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status flow-direction az-id",
+            &lines.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let mut r = Registry::new(Config::default());
+        r.observe(LogKind::Flows, &flows).unwrap();
+        let state = r.state().unwrap();
+        let mut again = Registry::new(Config::default());
+        again.restore(state.clone()).unwrap();
+        again.merge(state).unwrap();
+        let found = again.flush(i64::MAX).unwrap();
+        let egress = found
+            .iter()
+            .find(|f| f.detector == DetectorId::ExfiltrationSpike)
+            .expect("an egress finding");
+        assert_eq!(egress.observed[0].value, u64::MAX as f64);
+        assert!(
+            found
+                .iter()
+                .any(|f| f.detector == DetectorId::PublicExposure)
+        );
+    }
+
+    #[test]
     fn schema_errors_surface_with_their_batch() {
         let mut r = Registry::new(Config::default());
         r.observe(LogKind::Flows, &batch(None)).unwrap();

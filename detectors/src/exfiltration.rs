@@ -36,10 +36,10 @@ struct PeerAcc {
 
 impl Merge for PeerAcc {
     fn merge(&mut self, o: Self) {
-        self.direct += o.direct;
-        self.nat += o.nat;
-        self.direct_flows += o.direct_flows;
-        self.nat_flows += o.nat_flows;
+        self.direct.merge(o.direct);
+        self.nat.merge(o.nat);
+        self.direct_flows.merge(o.direct_flows);
+        self.nat_flows.merge(o.nat_flows);
     }
 }
 
@@ -184,7 +184,9 @@ struct Win {
 impl Win {
     /// Bytes sent in the window, each flow counted once.
     fn bytes(&self) -> u64 {
-        self.peers.values().map(LiveAcc::bytes).sum()
+        self.peers
+            .values()
+            .fold(0, |sum: u64, acc| sum.saturating_add(acc.bytes()))
     }
 }
 
@@ -638,10 +640,10 @@ impl Detector for Exfiltration {
             let bytes = rows.bytes[i].max(0) as u64;
             let acc = ent.peers.entry((p, port)).or_default();
             if via_nat {
-                acc.nat += bytes;
+                acc.nat.merge(bytes);
                 acc.nat_flows = acc.nat_flows.saturating_add(1);
             } else {
-                acc.direct += bytes;
+                acc.direct.merge(bytes);
                 acc.direct_flows = acc.direct_flows.saturating_add(1);
                 let eni = rows.eni[i];
                 if eni != NONE {

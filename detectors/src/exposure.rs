@@ -37,7 +37,7 @@ struct Acc {
 impl Merge for Acc {
     fn merge(&mut self, o: Self) {
         self.flows += o.flows;
-        self.bytes += o.bytes;
+        self.bytes.merge(o.bytes);
     }
 }
 
@@ -279,7 +279,7 @@ impl Detector for Exposure {
                 Some((window.of(rows.start(i)?), dst, port.unwrap_or(0), eni, src))
             },
             |acc: &mut (u64, u64), i| {
-                acc.0 += rows.bytes[i].max(0) as u64;
+                acc.0.merge(rows.bytes[i].max(0) as u64);
                 acc.1 += 1;
             },
         );

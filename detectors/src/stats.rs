@@ -10,9 +10,11 @@ pub trait Merge {
     fn merge(&mut self, other: Self);
 }
 
+/// Counts and byte sums saturate: a hostile log's byte fields (any 64-bit number)
+/// must not overflow them (a panic in debug builds).
 impl Merge for u64 {
     fn merge(&mut self, other: Self) {
-        *self += other;
+        *self = self.saturating_add(other);
     }
 }
 
@@ -171,7 +173,7 @@ pub struct History {
 
 impl History {
     pub fn record(&mut self, window: i64, value: u64, cap: usize) {
-        *self.windows.entry(window).or_default() += value;
+        self.windows.entry(window).or_default().merge(value);
         self.first = Some(self.first.map_or(window, |f| f.min(window)));
         while self.windows.len() > cap {
             self.windows.pop_first();
@@ -194,7 +196,7 @@ impl History {
 impl Merge for History {
     fn merge(&mut self, other: Self) {
         for (w, v) in other.windows {
-            *self.windows.entry(w).or_default() += v;
+            self.windows.entry(w).or_default().merge(v);
         }
         self.first = match (self.first, other.first) {
             (Some(a), Some(b)) => Some(a.min(b)),
