@@ -8,11 +8,14 @@
 //! | `scraping-bot` | waf | scraping clients and distributed crawls sharing a fingerprint |
 //! | `public-exposure` | flows | internet sources reaching ports that should be private |
 //!
-//! Batches are gathered into chunks and prepared once ([`prepare`]: derived columns,
-//! addresses and interfaces as integer codes, [`names`]), handed to polars without
-//! copying ([`frame`]: the Arrow C Data Interface), reduced by polars group-bys to
-//! per-window partial aggregates, and folded into mergeable state ([`stats::Merge`]).
-//! No IO, no clock, no AWS: time is a watermark, configuration a [`Config`].
+//! Flow batches are prepared once per chunk for every flow detector ([`prepare`]:
+//! addresses and interfaces as integer codes, [`names`]; per-row facts as bits), and
+//! each detector folds the rows it keeps into per-window state keyed by integers
+//! ([`prepare::FlowRows::aggregate`], or row by row); WAF batches are handed to polars
+//! without copying ([`frame`]: the Arrow C Data Interface) and reduced by its
+//! group-bys. Open windows keep texts as run-wide ids ([`atoms`]); all state merges
+//! ([`stats::Merge`]). No IO, no clock, no AWS: time is a watermark, configuration a
+//! [`Config`].
 
 pub mod atoms;
 pub mod config;

@@ -428,7 +428,7 @@ impl<'a> FlowRows<'a> {
     /// Groups the rows that have every [`fact`] bit of `all` and none of `none` by
     /// `key` (rows without one are left out too) and folds each group with `add`: the
     /// flow detectors' group-by — a hash map keyed by a few integers (codes, window,
-    /// port), over the rows [`FlowRows::for_each`] keeps.
+    /// port), over the rows [`FlowRows::kept`] keeps.
     ///
     /// It replaced a polars lazy query per detector (filter, group-by on four to six
     /// keys, sums), whose kernels cost several times the work itself: polars

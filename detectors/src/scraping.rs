@@ -130,7 +130,7 @@ fn min_atom(atoms: &Atoms, a: &mut Option<u32>, b: Option<u32>) {
 }
 
 /// Adds `id` to a set of atoms kept as a list.
-fn add_atom<const N: usize>(set: &mut SmallVec<[u32; N]>, id: u32) {
+fn add_atom<A: smallvec::Array<Item = u32>>(set: &mut SmallVec<A>, id: u32) {
     if !set.contains(&id) {
         set.push(id);
     }
