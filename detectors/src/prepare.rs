@@ -494,10 +494,14 @@ impl Iterator for Kept<'_> {
             let block = &self.facts[from..self.facts.len().min(from + KEPT_BLOCK)];
             (self.block, self.next_block) = (from, from + block.len());
             // Each row's offset is written, and the count advances only for a kept one.
+            // The loop works on locals (writes to `self.rows` would make the compiler
+            // reload `self.mask` and `self.all` for every row), and the count, never
+            // past the row's offset, is masked rather than bounds-checked.
+            let (mask, all, rows) = (self.mask, self.all, &mut self.rows);
             let mut n = 0;
             for (j, &f) in block.iter().enumerate() {
-                self.rows[n] = j as u16;
-                n += usize::from(f & self.mask == self.all);
+                rows[n & (KEPT_BLOCK - 1)] = j as u16;
+                n += usize::from(f & mask == all);
             }
             (self.n, self.at) = (n, 0);
         }
