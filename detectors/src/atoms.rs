@@ -47,6 +47,17 @@ impl Atoms {
     pub fn is_empty(&self) -> bool {
         self.texts.is_empty()
     }
+
+    /// Time to renumber the texts still in use into fresh atoms: there are more than
+    /// twice the `live` ones of the last renumbering, and at least [`Atoms::COMPACT_AT`]
+    /// (a run over months of logs keeps the texts of its open windows, not of every
+    /// text it ever saw).
+    pub fn outgrown(&self, live: usize) -> bool {
+        self.len() > (2 * live).max(Self::COMPACT_AT)
+    }
+
+    /// Atoms below which [`Atoms::outgrown`] never asks for a renumbering.
+    pub const COMPACT_AT: usize = 64 * 1024;
 }
 
 #[cfg(test)]

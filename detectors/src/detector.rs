@@ -132,6 +132,32 @@ macro_rules! state_methods {
 }
 pub(crate) use state_methods;
 
+/// Implements `state`/`restore`/`merge` for a detector that runs on another form of
+/// its state than it saves: a field `state` of a type `State` with `save(&self) ->
+/// Saved` and `load(Saved) -> State`, where `Saved` is a serde type implementing
+/// [`crate::stats::Merge`] (merging goes through the saved form).
+macro_rules! saved_state_methods {
+    () => {
+        fn state(&self) -> $crate::Result<serde_json::Value> {
+            $crate::detector::state_to_json(&self.state.save())
+        }
+
+        fn restore(&mut self, state: serde_json::Value) -> $crate::Result<()> {
+            self.state = State::load($crate::detector::state_from_json(state)?);
+            Ok(())
+        }
+
+        fn merge(&mut self, other: serde_json::Value) -> $crate::Result<()> {
+            let mut saved = self.state.save();
+            let other: Saved = $crate::detector::state_from_json(other)?;
+            $crate::stats::Merge::merge(&mut saved, other);
+            self.state = State::load(saved);
+            Ok(())
+        }
+    };
+}
+pub(crate) use saved_state_methods;
+
 /// Flow rows buffered before the detectors run: one decoder batch
 /// (`flowlens_engine::decode::DEFAULT_BATCH_ROWS`). Larger chunks start the run's
 /// tables (the name cache, the per-code scopes and atoms, the detectors' open windows)

@@ -19,7 +19,7 @@ use smallvec::SmallVec;
 use crate::Result;
 use crate::atoms::Atoms;
 use crate::config::{Config, ExfiltrationConfig};
-use crate::detector::{Chunk, Detector, state_from_json, state_to_json};
+use crate::detector::{Chunk, Detector, saved_state_methods};
 use crate::inventory::Inventory;
 use crate::names::NONE;
 use crate::prepare::{WindowOf, fact};
@@ -222,11 +222,6 @@ struct CodedAtoms {
 const UNSEEN: u32 = u32::MAX;
 /// An allowed destination: no atom.
 const SKIP: u32 = u32::MAX - 1;
-
-/// Atoms are renumbered once they outgrow twice what was live at the last compaction,
-/// and at least this many: a run over months of logs keeps the texts of its open
-/// windows, not of every destination it ever saw.
-const COMPACT_AT: usize = 64 * 1024;
 
 impl State {
     /// Renumbers the open windows' texts into fresh atoms, dropping those of closed
@@ -676,27 +671,13 @@ impl Detector for Exfiltration {
                 );
             }
         }
-        if self.state.atoms.len() > (2 * self.state.live_atoms).max(COMPACT_AT) {
+        if self.state.atoms.outgrown(self.state.live_atoms) {
             self.state.compact();
         }
         Ok(out)
     }
 
-    fn state(&self) -> Result<serde_json::Value> {
-        state_to_json(&self.state.save())
-    }
-
-    fn restore(&mut self, state: serde_json::Value) -> Result<()> {
-        self.state = State::load(state_from_json(state)?);
-        Ok(())
-    }
-
-    fn merge(&mut self, other: serde_json::Value) -> Result<()> {
-        let mut saved = self.state.save();
-        saved.merge(state_from_json::<Saved>(other)?);
-        self.state = State::load(saved);
-        Ok(())
-    }
+    saved_state_methods!();
 }
 
 #[cfg(test)]

@@ -67,27 +67,29 @@ mod testing {
     use flowlens_engine::decode::ObjectContext;
     use flowlens_engine::decode::object::{DecodeOptions, ObjectDecoder};
 
-    /// Flow log `lines` under the header line `header`, decoded into one batch.
-    pub fn flows_batch(header: &str, lines: &[&str]) -> RecordBatch {
+    /// An object's `text`, decoded into one batch of `schema`.
+    fn decoded(text: String, schema: &arrow::datatypes::SchemaRef) -> RecordBatch {
         let mut d = ObjectDecoder::new(ObjectContext::new("t.log"), DecodeOptions::default());
-        d.push(format!("{header}\n{}\n", lines.join("\n")).as_bytes());
+        d.push(text.as_bytes());
         d.finish().unwrap();
         let mut out = Vec::new();
         while let Some((_, b)) = d.take_batch() {
             out.push(b);
         }
-        arrow::compute::concat_batches(&flowlens_model::flows::schema(), &out).unwrap()
+        arrow::compute::concat_batches(schema, &out).unwrap()
+    }
+
+    /// Flow log `lines` under the header line `header`, decoded into one batch.
+    pub fn flows_batch(header: &str, lines: &[&str]) -> RecordBatch {
+        let text = format!("{header}\n{}\n", lines.join("\n"));
+        decoded(text, &flowlens_model::flows::schema())
     }
 
     /// WAF log `lines` (JSON, one per line), decoded into one batch.
     pub fn waf_batch(lines: &[String]) -> RecordBatch {
-        let mut d = ObjectDecoder::new(ObjectContext::new("t.log"), DecodeOptions::default());
-        d.push(format!("{}\n", lines.join("\n")).as_bytes());
-        d.finish().unwrap();
-        let mut out = Vec::new();
-        while let Some((_, b)) = d.take_batch() {
-            out.push(b);
-        }
-        arrow::compute::concat_batches(&flowlens_model::waf::schema(), &out).unwrap()
+        decoded(
+            format!("{}\n", lines.join("\n")),
+            &flowlens_model::waf::schema(),
+        )
     }
 }

@@ -24,7 +24,7 @@ use smallvec::SmallVec;
 use crate::Result;
 use crate::atoms::Atoms;
 use crate::config::{Config, ScrapingConfig};
-use crate::detector::{Chunk, Detector, state_from_json, state_to_json};
+use crate::detector::{Chunk, Detector, saved_state_methods};
 use crate::prepare::derived;
 use crate::render;
 use crate::rows::{ints, texts};
@@ -218,10 +218,6 @@ impl Live {
 
 /// An open window: (client IP, fingerprint) atoms → client.
 type LiveOpen = HashMap<(u32, u32), Live, PlRandomState>;
-
-/// Atoms are renumbered once they outgrow twice what was live at the last compaction,
-/// and at least this many (as the exfiltration detector's).
-const COMPACT_AT: usize = 64 * 1024;
 
 /// The detector's state while it runs: open windows keyed and filled with atoms.
 #[derive(Debug, Clone, Default)]
@@ -693,28 +689,13 @@ impl Detector for Scraping {
             let open = self.state.save_window(&open);
             out.extend(self.judge_window(start, &open));
         }
-        let s = &self.state;
-        if s.atoms.len() > (2 * s.live_atoms).max(COMPACT_AT) {
-            self.state = State::load(s.save());
+        if self.state.atoms.outgrown(self.state.live_atoms) {
+            self.state = State::load(self.state.save());
         }
         Ok(out)
     }
 
-    fn state(&self) -> Result<serde_json::Value> {
-        state_to_json(&self.state.save())
-    }
-
-    fn restore(&mut self, state: serde_json::Value) -> Result<()> {
-        self.state = State::load(state_from_json(state)?);
-        Ok(())
-    }
-
-    fn merge(&mut self, other: serde_json::Value) -> Result<()> {
-        let mut saved = self.state.save();
-        saved.merge(state_from_json::<Saved>(other)?);
-        self.state = State::load(saved);
-        Ok(())
-    }
+    saved_state_methods!();
 }
 
 #[cfg(test)]
