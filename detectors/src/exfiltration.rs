@@ -691,12 +691,7 @@ mod tests {
                           protocol packets bytes start end action log-status";
 
     fn only_exfiltration() -> Config {
-        let mut c = Config::default();
-        c.lateral_movement.enabled = false;
-        c.cross_az_cost.enabled = false;
-        c.scraping_bot.enabled = false;
-        c.public_exposure.enabled = false;
-        c
+        crate::testing::only(flowlens_model::finding::DetectorId::ExfiltrationSpike)
     }
 
     #[test]

@@ -67,6 +67,18 @@ mod testing {
     use flowlens_engine::decode::ObjectContext;
     use flowlens_engine::decode::object::{DecodeOptions, ObjectDecoder};
 
+    /// The default configuration with only detector `id` enabled.
+    pub fn only(id: flowlens_model::finding::DetectorId) -> crate::Config {
+        use flowlens_model::finding::DetectorId as D;
+        let mut c = crate::Config::default();
+        c.exfiltration_spike.enabled = id == D::ExfiltrationSpike;
+        c.lateral_movement.enabled = id == D::LateralMovement;
+        c.cross_az_cost.enabled = id == D::CrossAzCost;
+        c.scraping_bot.enabled = id == D::ScrapingBot;
+        c.public_exposure.enabled = id == D::PublicExposure;
+        c
+    }
+
     /// An object's `text`, decoded into one batch of `schema`.
     fn decoded(text: String, schema: &arrow::datatypes::SchemaRef) -> RecordBatch {
         let mut d = ObjectDecoder::new(ObjectContext::new("t.log"), DecodeOptions::default());

@@ -709,12 +709,7 @@ mod tests {
     use crate::{Config, Detector, Registry};
 
     fn only_scraping() -> Config {
-        let mut c = Config::default();
-        c.exfiltration_spike.enabled = false;
-        c.lateral_movement.enabled = false;
-        c.cross_az_cost.enabled = false;
-        c.public_exposure.enabled = false;
-        c
+        crate::testing::only(flowlens_model::finding::DetectorId::ScrapingBot)
     }
 
     /// `n` requests of `kind` from `ip`, a second apart from `t` (unix seconds).
