@@ -591,9 +591,9 @@ impl Detector for Exfiltration {
             *slot
         };
         // Accepted egress from a private packet-level source to a public destination,
-        // folded row by row into the open windows: (window, entity) → peer → service
-        // port → bytes and flows, direct or via NAT, and the interfaces that logged the
-        // entity's own egress. Folding each row where it lands costs a lookup of its
+        // folded row by row into the open windows: (window, entity) → (peer, service
+        // port) → bytes and flows, direct or via NAT, and the interfaces that logged
+        // the entity's own egress. Folding each row where it lands costs a lookup of its
         // entity (a few per window) and of the peer in the entity's map (the window is
         // the row before's, nearly always); a group-by of the chunk first and a fold
         // of the groups cost a lookup keyed by six values per row and three per group

@@ -213,10 +213,8 @@ impl Inventory {
                 }
                 if e == prev && varying.is_empty() {
                     // Only its own address, below.
-                } else if let slot = &mut at[e as usize]
-                    && *slot == UNSET
-                {
-                    *slot = metas.len() as u32;
+                } else if at[e as usize] == UNSET {
+                    at[e as usize] = metas.len() as u32;
                     metas.push((e, fields.map(|f| get(f, i)), (b, i)));
                 } else {
                     let (_, m, last) = &mut metas[at[e as usize] as usize];
