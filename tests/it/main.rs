@@ -2,20 +2,29 @@
 
 mod archive_sql;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+/// This package's folder: `CARGO_MANIFEST_DIR` as cargo sets it when it runs the
+/// tests (this checkout's), else as it was when they were compiled. A test binary
+/// reused from a target dir shared between checkouts carries the compiling one's.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 fn flowlens() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_flowlens"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+    c.current_dir(manifest_dir())
         .env_remove("AWS_PROFILE")
         .env("FLOWLENS_LOG", "warn");
     c
 }
 
 fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-logs/data")
+    manifest_dir().join("sample-logs/data")
 }
 
 fn ok(out: &Output) -> (String, String) {

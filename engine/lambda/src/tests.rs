@@ -376,8 +376,17 @@ async fn handler_end_to_end_against_the_emulator() {
     assert!(!e.retryable);
 }
 
+/// This package's folder: `CARGO_MANIFEST_DIR` as cargo sets it when it runs the
+/// tests (this checkout's), else as it was when they were compiled. A test binary
+/// reused from a target dir shared between checkouts carries the compiling one's.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 fn template() -> (std::path::PathBuf, String) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/template.yaml");
+    let path = manifest_dir().join("../../deploy/template.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     (path, text)
 }

@@ -8,9 +8,7 @@ use super::*;
 fn fixtures() -> PathBuf {
     let dir = std::env::var_os("FLOWLENS_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
-        });
+        .unwrap_or_else(|| super::manifest_dir().join("../../../shared/fixtures"));
     assert!(
         dir.is_dir(),
         "fixtures not found at {} (set FLOWLENS_FIXTURES)",

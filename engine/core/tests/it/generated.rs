@@ -135,7 +135,7 @@ fn since_until_prune_by_key_and_filter_records() {
 
 #[test]
 fn committed_samples_decode_exactly() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sample-logs/data");
+    let dir = super::manifest_dir().join("../../sample-logs/data");
     let m = Manifest::read(&dir).expect("committed samples and their manifest");
     let r = scan(&dir, &ScanOptions::default());
     assert_eq!(r.objects_read, m.objects.len() as u64);

@@ -19,6 +19,15 @@ use flowlens_engine::decode::object::{DecodeOptions, ObjectDecoder};
 use flowlens_engine::decode::vpc_text::Format;
 use flowlens_model::LogKind;
 
+/// This package's folder: `CARGO_MANIFEST_DIR` as cargo sets it when it runs the
+/// tests (this checkout's), else as it was when they were compiled. A test binary
+/// reused from a target dir shared between checkouts carries the compiling one's.
+pub fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// What decoding one object gave.
 pub struct Decoded {
     pub flows: Option<RecordBatch>,
