@@ -343,7 +343,7 @@ pub struct FlowRows<'a> {
     pub pdst: Vec<u32>,
     pub eni: Vec<u32>,
     /// `start` (unix seconds) where [`fact::NO_START`] is clear (read through
-    /// [`FlowRows::window`]); the batch's own buffer when the chunk is one batch.
+    /// [`FlowRows::start`]); the batch's own buffer when the chunk is one batch.
     start: Cow<'a, [i64]>,
     /// `bytes` (0 for a null); the batch's own buffer when the chunk is one batch
     /// without nulls.
@@ -393,16 +393,6 @@ impl<'a> FlowRows<'a> {
         } else {
             direction::UNKNOWN
         }
-    }
-
-    /// Start of the `window_secs` window of row `i` (none without a `start`).
-    #[inline]
-    pub fn window(&self, i: usize, window_secs: i64) -> Option<i64> {
-        if self.facts[i] & fact::NO_START != 0 {
-            return None;
-        }
-        let s = self.start[i];
-        Some(s - s.rem_euclid(window_secs))
     }
 
     /// The rows that have every [`fact`] bit of `all` and none of `none`, in row order.
@@ -904,6 +894,11 @@ mod tests {
         assert!(is_response(NULL32, NULL32, 8080, 40000));
     }
 
+    /// Start of the `secs`-second window of row `i` of `rows` (none without a start).
+    fn window(rows: &FlowRows<'_>, i: usize, secs: i64) -> Option<i64> {
+        rows.start(i).map(|s| WindowOf::new(secs).of(s))
+    }
+
     fn batch(lines: &[&str]) -> RecordBatch {
         const HEADER: &str = "version interface-id srcaddr dstaddr pkt-srcaddr pkt-dstaddr srcport dstport protocol packets bytes start end action log-status flow-direction tcp-flags";
         crate::testing::flows_batch(HEADER, lines)
@@ -976,10 +971,10 @@ mod tests {
                 direction::OTHER
             ]
         );
-        let starts: Vec<_> = (0..rows.len()).map(|i| rows.window(i, 1)).collect();
+        let starts: Vec<_> = (0..rows.len()).map(|i| window(&rows, i, 1)).collect();
         assert_eq!(starts, [Some(1), Some(1), None, Some(301)]);
-        assert_eq!(rows.window(3, 300), Some(300));
-        assert_eq!(rows.window(2, 300), None);
+        assert_eq!(window(&rows, 3, 300), Some(300));
+        assert_eq!(window(&rows, 2, 300), None);
         assert_eq!(*rows.bytes, [100, 100, 0, 60]);
         // Row 1 answers (SYN-ACK): its service port is its source port.
         assert_eq!(rows.svc_port, [Some(443), Some(443), None, Some(22)]);
@@ -1023,7 +1018,8 @@ mod tests {
         let two = [b[0].slice(0, 2), b[0].slice(2, 2)];
         let mut lex2 = FlowNames::new(allow.clone());
         let split = flow_rows(&two, &mut lex2).unwrap();
-        let windows = |r: &FlowRows<'_>| (0..r.len()).map(|i| r.window(i, 300)).collect::<Vec<_>>();
+        let windows =
+            |r: &FlowRows<'_>| (0..r.len()).map(|i| window(r, i, 300)).collect::<Vec<_>>();
         assert_eq!(windows(&split), windows(&rows));
         assert_eq!(split.bytes, rows.bytes);
         assert_eq!(split.facts, rows.facts);
@@ -1176,7 +1172,7 @@ mod tests {
         let groups = rows.aggregate(
             fact::REJECT,
             0,
-            |i| Some((rows.window(i, 300), rows.dst[i])),
+            |i| Some((window(&rows, i, 300), rows.dst[i])),
             |n: &mut u32, _| *n += 1,
         );
         let mut got: Vec<_> = groups
@@ -1216,7 +1212,7 @@ mod tests {
             |i| Some(rows.dst[i]),
             |acc: &mut (u32, i64), i| {
                 acc.0 += 1;
-                acc.1 += rows.window(i, 1).unwrap();
+                acc.1 += window(&rows, i, 1).unwrap();
             },
         );
         let mut got: Vec<_> = groups.into_iter().map(|(d, a)| (rows.name(d), a)).collect();

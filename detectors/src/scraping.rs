@@ -601,7 +601,7 @@ impl Detector for Scraping {
 
         let State { windows, atoms, .. } = &mut self.state;
         let win = ints(&agg, "win")?;
-        let [ip, fp, ua, country, acl, account, region] = [
+        let text_columns = [
             wc::CLIENT_IP,
             derived::FINGERPRINT,
             wc::USER_AGENT,
@@ -610,9 +610,11 @@ impl Detector for Scraping {
             wc::ACCOUNT_ID,
             wc::REGION,
         ]
-        .map(|name| texts(&agg, name));
-        let (ip, fp, ua, country, acl, account, region) =
-            (ip?, fp?, ua?, country?, acl?, account?, region?);
+        .iter()
+        .map(|name| texts(&agg, name))
+        .collect::<Result<Vec<_>>>()?;
+        let [ip, fp, ua, country, acl, account, region]: [Vec<Option<&str>>; 7] =
+            std::array::from_fn(|k| text_columns[k].iter().collect());
         let counts: Vec<Vec<i64>> = [
             "requests",
             "blocked",
@@ -626,9 +628,6 @@ impl Detector for Scraping {
         .iter()
         .map(|n| ints(&agg, n))
         .collect::<Result<_>>()?;
-        let [ip, fp, ua, country, acl, account, region] =
-            [&ip, &fp, &ua, &country, &acl, &account, &region]
-                .map(|c| c.iter().collect::<Vec<_>>());
         for i in 0..win.len() {
             let (Some(ip), Some(fp)) = (ip[i], fp[i]) else {
                 continue;
@@ -659,8 +658,11 @@ impl Detector for Scraping {
             min_atom(atoms, &mut c.region, region);
         }
         let win = ints(&uris, "win")?;
-        let [ip, fp, uri] = [wc::CLIENT_IP, derived::FINGERPRINT, wc::URI].map(|n| texts(&uris, n));
-        let (ip, fp, uri) = (ip?, fp?, uri?);
+        let (ip, fp, uri) = (
+            texts(&uris, wc::CLIENT_IP)?,
+            texts(&uris, derived::FINGERPRINT)?,
+            texts(&uris, wc::URI)?,
+        );
         for (i, ((ip, fp), u)) in ip.iter().zip(fp.iter()).zip(uri.iter()).enumerate() {
             let (Some(ip), Some(fp), Some(u)) = (ip, fp, u) else {
                 continue;
