@@ -12,69 +12,24 @@
 //! request shapes): N and 4 × N requests over one day from the same clients (a fixed
 //! pool of browsers, crawlers, credential stuffers and scanners), so the scraping
 //! detector's state per client and window is the same and only the records grow.
-// Implementing GlobalAlloc is unsafe by definition; the wrapper only counts. Setting
-// POLARS_MAX_THREADS before polars starts is `unsafe` in edition 2024.
+// Setting POLARS_MAX_THREADS before polars starts is `unsafe` in edition 2024.
 #![allow(unsafe_code)]
 //!
 //! Environment: `FLOWLENS_BENCH_RECORDS` (flow records, default 2,000,000),
 //! `FLOWLENS_BENCH_WAF_RECORDS` (WAF requests, default 250,000), `FLOWLENS_BENCH_RUNS`
 //! (3). An argument (`flows` or `waf`) runs that scenario only.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use flowlens_detectors::{Config, Registry};
 use flowlens_engine::decode::ObjectContext;
 use flowlens_engine::decode::object::{DecodeOptions, ObjectDecoder};
+use flowlens_samples::bench::{Peak, PeakAlloc, env_usize};
 use flowlens_samples::flow::V5_CUSTOM_FORMAT;
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            if new_size >= layout.size() {
-                let live = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed)
-                    + (new_size - layout.size());
-                PEAK.fetch_max(live, Ordering::Relaxed);
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        p
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+static ALLOCATOR: PeakAlloc = PeakAlloc;
 
 /// `n` records of the generator's day (same topology, more conversations with each
 /// seed) as gzip v5 text objects of at most `per` records; records are generated one
@@ -218,8 +173,7 @@ fn measure(objects: &[Vec<u8>], detect: bool, runs: usize, n: usize) -> (f64, f6
     let mut findings = 0;
     // The inflate buffer kept from the previous measurement would hide this one's.
     flowlens_engine::decode::inflate::release_spares();
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
+    let peak = Peak::start();
     for _ in 0..runs {
         let mut registry = detect.then(|| Registry::new(Config::default()));
         let started = Instant::now();
@@ -228,7 +182,7 @@ fn measure(objects: &[Vec<u8>], detect: bool, runs: usize, n: usize) -> (f64, f6
         assert_eq!(rows, n);
         findings = f;
     }
-    let peak = (PEAK.load(Ordering::Relaxed) - base) as f64 / (1 << 20) as f64;
+    let peak = peak.mib();
     (best, peak, findings)
 }
 
@@ -265,16 +219,16 @@ fn main() {
     // `cargo bench` passes `--bench`; a filter argument selects a scenario.
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
-    let runs = env("FLOWLENS_BENCH_RUNS", 3);
+    let runs = env_usize("FLOWLENS_BENCH_RUNS", 3);
     println!("flowlens scan benchmark: one thread, best of {runs} runs");
     if wanted("flows") {
         println!("flows: v5 custom-order gz, 500k records/object");
-        let n = env("FLOWLENS_BENCH_RECORDS", 2_000_000);
+        let n = env_usize("FLOWLENS_BENCH_RECORDS", 2_000_000);
         scenario("flows", n, runs, |records| objects(records, 500_000));
     }
     if wanted("waf") {
         println!("waf: gzip JSON lines, one object per 5-minute window of one day");
-        let n = env("FLOWLENS_BENCH_WAF_RECORDS", 250_000);
+        let n = env_usize("FLOWLENS_BENCH_WAF_RECORDS", 250_000);
         scenario("waf", n, runs, waf_objects);
     }
 }

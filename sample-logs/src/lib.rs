@@ -17,6 +17,7 @@
 //! | data | parquet | hive-style |
 //! | WAF  | JSON lines, gzip | `AWSLogs/ACCOUNT/WAFLogs/REGION/ACL/YYYY/MM/DD/HH/mm/` |
 
+pub mod bench;
 pub mod flow;
 pub mod incidents;
 pub mod topology;

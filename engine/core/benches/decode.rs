@@ -7,67 +7,20 @@
 //! exact and independent of what the allocator keeps resident). Input is built from the
 //! sample generator's traffic and held in memory, so the figures are decoding only:
 //! decompression, parsing, Arrow batches.
-// Implementing GlobalAlloc is unsafe by definition; the wrapper only counts.
-#![allow(unsafe_code)]
 //!
 //! Environment: `FLOWLENS_BENCH_RECORDS` (default 2,000,000), `FLOWLENS_BENCH_RUNS` (5).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use flowlens_engine::decode::ObjectContext;
 use flowlens_engine::decode::object::{DecodeOptions, ObjectDecoder};
+use flowlens_samples::bench::{Peak, PeakAlloc, env_usize};
 use flowlens_samples::flow::{PARQUET_FORMAT, V2_FORMAT, V5_CUSTOM_FORMAT};
 use flowlens_samples::{Config, flow::FlowRecord};
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The system allocator, counting live bytes and their peak.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            if new_size >= layout.size() {
-                let live = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed)
-                    + (new_size - layout.size());
-                PEAK.fetch_max(live, Ordering::Relaxed);
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        p
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: PeakAlloc = PeakAlloc;
 
 fn records(n: usize) -> Vec<FlowRecord> {
     let mut out = Vec::with_capacity(n);
@@ -171,8 +124,7 @@ fn run(name: &str, objects: &[Vec<u8>], work: Work, expected: usize, runs: usize
     let bytes: usize = objects.iter().map(Vec::len).sum();
     // Each scenario's peak includes the inflate buffers it needs itself.
     flowlens_engine::decode::inflate::release_spares();
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
+    let peak = Peak::start();
     for _ in 0..runs {
         let cpu = thread_cpu_secs();
         let started = Instant::now();
@@ -187,8 +139,10 @@ fn run(name: &str, objects: &[Vec<u8>], work: Work, expected: usize, runs: usize
             best_cpu = best_cpu.min(after - before);
         }
     }
-    let peak = (PEAK.load(Ordering::Relaxed) - base) as f64 / (1 << 20) as f64;
-    let cpu = if best_cpu < f64::MAX {
+    let peak = peak.mib();
+    // (The thread's CPU time advances in scheduler ticks: a run shorter than one can
+    // read 0.)
+    let cpu = if best_cpu > 0.0 && best_cpu < f64::MAX {
         format!("{:>6.2}", expected as f64 / best_cpu / 1e6)
     } else {
         "     -".to_string()
@@ -223,8 +177,8 @@ fn main() {
     flowlens_engine::malloc::tune();
     // `cargo bench` passes `--bench`; a filter argument selects scenarios by substring.
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let n = env("FLOWLENS_BENCH_RECORDS", 2_000_000);
-    let runs = env("FLOWLENS_BENCH_RUNS", 5);
+    let n = env_usize("FLOWLENS_BENCH_RECORDS", 2_000_000);
+    let runs = env_usize("FLOWLENS_BENCH_RUNS", 5);
     let k = n / 1000;
     let wanted = |name: &str| filter.as_ref().is_none_or(|f| name.contains(f.as_str()));
     // Build every input first, then free the generator's records, so peak memory
