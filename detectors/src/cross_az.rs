@@ -169,12 +169,15 @@ impl CrossAz {
             let az_total = by_az_pair.get(&azk).copied().unwrap_or(0);
             let description = format!(
                 "{la} in {az_a} and {lb} in {az_b} exchanged {} across Availability Zones in {} \
-                 ({} at {}/GB in each direction), {} per month at this rate. Port {top_port} \
-                 carried {} ({:.0}%). The pair is {:.0}% of the {} crossing {az_a}↔{az_b} and \
-                 {:.0}% of all {} crossing AZs in this window.",
+                 ({}: {:.2} GiB billed at {}/GiB in each direction), {} per month at this \
+                 rate. Port {top_port} carried {} ({:.0}%). The pair is {:.0}% of the {} \
+                 crossing {az_a}↔{az_b} and {:.0}% of all {} crossing AZs in this window.",
                 render::bytes(pair.bytes as f64),
                 render::window(window, window + w),
                 render::usd(cost),
+                // AWS bills data transfer per GB of 2^30 bytes (a GiB): the figure the
+                // price applies to, so that the sum can be checked.
+                pair.bytes as f64 / flowlens_model::net::BYTES_PER_GB,
                 render::usd(self.cfg.usd_per_gb),
                 render::usd(monthly),
                 render::bytes(*top_bytes as f64),

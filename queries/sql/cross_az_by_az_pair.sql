@@ -1,7 +1,7 @@
 -- name: CrossAzByAzPair
 -- description: Bytes and dollars crossing each pair of Availability Zones (both directions), and how many talker pairs make them up; counted as CrossAzByPair counts them (once, from the sender's egress record).
 -- source: flowlens
--- param: usd_per_gb float = 0.01 : price per GB in each direction
+-- param: usd_per_gb float = 0.01 : price per GB (2^30 bytes, as AWS bills) in each direction
 WITH own AS (
   SELECT DISTINCT CASE WHEN flow_direction = 'ingress' THEN dstaddr ELSE srcaddr END AS addr, az_id
   FROM flows

@@ -1,7 +1,7 @@
 -- name: CrossAzByPair
 -- description: Bytes crossing Availability Zones per talker pair (both directions) with their dollar cost; each crossing counted once, from the sender's egress record; an address's AZ is learnt from its own interface's records.
 -- source: flowlens
--- param: usd_per_gb float = 0.01 : price per GB in each direction
+-- param: usd_per_gb float = 0.01 : price per GB (2^30 bytes, as AWS bills) in each direction
 -- param: limit int = 50 : rows to show
 WITH own AS (
   SELECT DISTINCT CASE WHEN flow_direction = 'ingress' THEN dstaddr ELSE srcaddr END AS addr, az_id

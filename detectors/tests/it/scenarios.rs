@@ -13,6 +13,23 @@ fn of(findings: &[Finding], d: DetectorId) -> Vec<&Finding> {
     findings.iter().filter(|f| f.detector == d).collect()
 }
 
+/// (cost, GiB, price per GiB) from a cross-AZ description's
+/// `($3.46: 173.10 GiB billed at $0.01/GiB in each direction)`.
+fn billed(description: &str) -> Option<(f64, f64, f64)> {
+    let dollars = |s: &str| {
+        s.trim()
+            .trim_start_matches('$')
+            .replace(',', "")
+            .parse()
+            .ok()
+    };
+    let (_, rest) = description.split_once("($")?;
+    let (cost, rest) = rest.split_once(": ")?;
+    let (gib, rest) = rest.split_once(" GiB billed at ")?;
+    let (price, _) = rest.split_once("/GiB in each direction)")?;
+    Some((dollars(cost)?, gib.parse().ok()?, dollars(price)?))
+}
+
 fn medium_or_above(f: &Finding) -> bool {
     f.severity.label() >= SeverityLabel::Medium
 }
@@ -88,6 +105,15 @@ fn check(seed: u64, scale: f64) {
         // 12 windows × 5 conversations × ~3.09 GB an hour = 172.7 GiB, charged $0.01/GB
         // on each side: $3.45 an hour, about $2,490 over 720 hours.
         assert!((2_400.0..2_600.0).contains(&monthly), "{ctx}: {monthly}");
+        // The description's price sum checks out: ($cost: N GiB billed at $p/GiB in
+        // each direction).
+        let (cost, gib, price) = billed(&f.description)
+            .unwrap_or_else(|| panic!("{ctx}: no price sum in {}", f.description));
+        assert!(
+            (cost - 2.0 * gib * price).abs() <= 0.006,
+            "{ctx}: {}",
+            f.description
+        );
     }
 
     let scraping: Vec<_> = of(&findings, DetectorId::ScrapingBot)
