@@ -330,19 +330,47 @@ impl Scraping {
         let pct = |n: u64| 100.0 * n as f64 / r;
         let blocked_share = c.blocked as f64 / r;
         let verified_share = c.verified as f64 / r;
-        let mut severity = sc.score;
-        let mut note = String::new();
-        if verified_share >= 0.9 {
-            severity = 0.0;
-            note = " AWS Bot Control labels it a verified bot.".into();
+        let cluster = ips.len() > 1;
+        let (severity, note, recommendation) = if verified_share >= 0.9 {
+            (
+                0.0,
+                " AWS Bot Control labels it a verified bot.",
+                "No action needed: AWS Bot Control verified this crawler (a search engine or \
+                 monitoring service), and blocking it costs search visibility. If its rate \
+                 strains the origin, slow it where it comes from (the search engine's crawl \
+                 settings) or rate-limit the verified-bot label rather than block it; to \
+                 silence these findings, list its fingerprint in allow.fingerprints.",
+            )
         } else if blocked_share >= 0.9 {
-            severity = severity.min(30.0);
-            note = " The web ACL already blocks it; check the rule keeps holding.".into();
-        }
+            (
+                sc.score.min(30.0),
+                " The web ACL already blocks it; check the rule keeps holding.",
+                "No action needed while the web ACL keeps blocking or challenging it: watch \
+                 that share in later windows (a client that starts passing the challenge, or \
+                 moves to new addresses with the same fingerprint, has beaten the rule).",
+            )
+        } else if cluster {
+            (
+                sc.score,
+                "",
+                "Add a rate-based rule keyed on the JA4 fingerprint (or the AWS Bot Control \
+                 targeted rule group) to the web ACL, and a CAPTCHA or challenge on catalogue \
+                 and search paths. If the crawler is a partner, list its fingerprint in \
+                 allow.fingerprints.",
+            )
+        } else {
+            (
+                sc.score,
+                "",
+                "Rate-limit or block this client in the web ACL (rate-based rule, IP set), and \
+                 challenge automation user agents on catalogue and search paths. If it is a \
+                 sanctioned crawler, add it to allow.cidrs or allow.user_agents.",
+            )
+        };
         let mut uas: Vec<(&String, &u64)> = c.user_agents.iter().collect();
         uas.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
         let top_ua = uas.first().map_or("(none)", |(u, _)| u.as_str());
-        let who = if ips.len() > 1 {
+        let who = if cluster {
             format!(
                 "{} client IPs sharing fingerprint {}",
                 ips.len(),
@@ -373,7 +401,7 @@ impl Scraping {
             100.0 * blocked_share,
             sc.score,
             self.cfg.min_score,
-            if ips.len() > 1 {
+            if cluster {
                 format!(" The busiest IP sent {} requests.", ips[0].1)
             } else {
                 String::new()
@@ -389,7 +417,7 @@ impl Scraping {
         for acl in &c.web_acls {
             entities.push(Entity::peer(EntityKind::WebAcl, acl.as_str()));
         }
-        if ips.len() > 1 {
+        if cluster {
             for (ip, _) in ips.iter().take(25) {
                 entities.push(Entity::subject(EntityKind::Ip, *ip));
             }
@@ -414,7 +442,7 @@ impl Scraping {
             detector: DetectorId::ScrapingBot,
             severity: Severity::new(severity.round() as u32),
             confidence: (sc.score.min(95.0)) as u8,
-            title: if ips.len() > 1 {
+            title: if cluster {
                 format!(
                     "Distributed crawl: {} IPs sharing one fingerprint sent {} requests in {} minutes",
                     ips.len(),
@@ -457,7 +485,7 @@ impl Scraping {
             ],
             baseline: vec![Measure {
                 name: "min_requests".into(),
-                value: if ips.len() > 1 {
+                value: if cluster {
                     self.cfg.min_cluster_requests
                 } else {
                     self.cfg.min_requests
@@ -468,18 +496,7 @@ impl Scraping {
                 columns: ["kind", "value", "requests"].map(String::from).to_vec(),
                 rows,
             },
-            recommendation: if ips.len() > 1 {
-                "Add a rate-based rule keyed on the JA4 fingerprint (or the AWS Bot Control \
-                 targeted rule group) to the web ACL, and a CAPTCHA or challenge on catalogue \
-                 and search paths. If the crawler is a partner, list its fingerprint in \
-                 allow.fingerprints."
-                    .into()
-            } else {
-                "Rate-limit or block this client in the web ACL (rate-based rule, IP set), and \
-                 challenge automation user agents on catalogue and search paths. If it is a \
-                 sanctioned crawler, add it to allow.cidrs or allow.user_agents."
-                    .into()
-            },
+            recommendation: recommendation.into(),
             account_id: c.account.clone(),
             region: c.region.clone(),
         }
@@ -703,6 +720,7 @@ impl Detector for Scraping {
 #[cfg(test)]
 mod tests {
     use flowlens_model::LogKind;
+    use flowlens_model::finding::SeverityLabel;
     use flowlens_samples::waf::{Kind, request};
     use rand::SeedableRng;
     use rand::rngs::SmallRng;
@@ -729,6 +747,40 @@ mod tests {
 
     fn state(r: &mut Registry) -> serde_json::Value {
         r.state().unwrap()["detectors"]["scraping-bot"].clone()
+    }
+
+    /// The next step follows the client's standing: one the web ACL already blocks is
+    /// LOW and needs no new rule; the same client let through is to be rate-limited.
+    #[test]
+    fn a_scraper_the_web_acl_blocks_needs_no_new_rule() {
+        let mut rng = SmallRng::seed_from_u64(5);
+        let allowed = requests(&mut rng, 500, "203.0.113.77", 1_699_999_800, |k| {
+            Kind::Scraper {
+                id: 1000 + k as u32,
+            }
+        });
+        assert!(allowed.iter().all(|l| l.contains(r#""action":"ALLOW""#)));
+        let blocked: Vec<String> = allowed
+            .iter()
+            .map(|l| l.replace(r#""action":"ALLOW""#, r#""action":"BLOCK""#))
+            .collect();
+        let judge = |lines: &[String]| {
+            let mut r = Registry::new(only_scraping());
+            r.observe(LogKind::Waf, &waf_batch(lines)).unwrap();
+            let found = r.flush(i64::MAX).unwrap();
+            assert_eq!(found.len(), 1, "{found:#?}");
+            found.into_iter().next().unwrap()
+        };
+        let (open, shut) = (judge(&allowed), judge(&blocked));
+        assert!(open.severity.label() >= SeverityLabel::High, "{open:#?}");
+        assert!(open.recommendation.starts_with("Rate-limit or block"));
+        assert_eq!(shut.severity.label(), SeverityLabel::Low, "{shut:#?}");
+        assert!(shut.description.contains("already blocks it"));
+        assert!(
+            shut.recommendation.starts_with("No action needed while"),
+            "{}",
+            shut.recommendation
+        );
     }
 
     #[test]

@@ -137,17 +137,26 @@ fn check(seed: u64, scale: f64) {
         .map(|e| e.value.as_str())
         .collect();
     assert_eq!(crawl_ips.len(), 24, "{ctx}");
-    // The verified Googlebot burst is informational at most.
+    // The verified Googlebot burst is informational at most, and not to be blocked.
+    let mut googlebot = 0;
     for f in of(&findings, DetectorId::ScrapingBot) {
         if f.entities.iter().any(|e| e.value.starts_with("66.249.")) {
+            googlebot += 1;
             assert_eq!(
                 f.severity.label(),
                 SeverityLabel::Informational,
                 "{ctx}: {}",
                 f.title
             );
+            assert!(
+                f.recommendation.starts_with("No action needed")
+                    && !f.recommendation.contains("CAPTCHA"),
+                "{ctx}: {}",
+                f.recommendation
+            );
         }
     }
+    assert!(googlebot > 0, "{ctx}: no Googlebot finding\n{}", dump());
 
     let exposure: Vec<_> = of(&findings, DetectorId::PublicExposure)
         .into_iter()

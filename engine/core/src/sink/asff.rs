@@ -7,7 +7,7 @@
 //! accepts almost anything, Security Hub does not.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use flowlens_model::finding::{EntityKind, Finding};
+use flowlens_model::finding::{EntityKind, Finding, Measure};
 use serde_json::{Map, Value, json};
 
 pub const SCHEMA_VERSION: &str = "2018-10-08";
@@ -203,16 +203,10 @@ pub fn render_update(f: &Finding, ctx: &AsffContext, created_at: DateTime<Utc>) 
     }
     // Measures last: when the 50 pairs run out, evidence and entities are already in.
     for m in &f.observed {
-        put(
-            format!("flowlens/observed/{}", m.name),
-            format!("{} {}", m.value, m.unit),
-        );
+        put(format!("flowlens/observed/{}", m.name), measure_text(m));
     }
     for m in &f.baseline {
-        put(
-            format!("flowlens/baseline/{}", m.name),
-            format!("{} {}", m.value, m.unit),
-        );
+        put(format!("flowlens/baseline/{}", m.name), measure_text(m));
     }
     json!({
         "SchemaVersion": SCHEMA_VERSION,
@@ -348,6 +342,26 @@ pub fn validate(v: &Value) -> Result<(), Vec<String>> {
     } else {
         Err(problems)
     }
+}
+
+/// A measure as a `ProductFields` value: the number and its unit. Whole numbers are
+/// exact (byte counts); others are rounded to four decimals (`54.85 score`, not
+/// `54.849999999999994 score`), or written with an exponent where that would leave
+/// nothing of them.
+fn measure_text(m: &Measure) -> String {
+    let v = m.value;
+    let number = if !v.is_finite() || v.fract() == 0.0 {
+        format!("{v}")
+    } else {
+        let rounded = format!("{v:.4}");
+        let rounded = rounded.trim_end_matches('0').trim_end_matches('.');
+        if rounded == "0" || rounded == "-0" {
+            format!("{v:.3e}")
+        } else {
+            rounded.to_string()
+        }
+    };
+    format!("{number} {}", m.unit)
 }
 
 #[cfg(test)]
@@ -488,6 +502,25 @@ mod tests {
             v["ProductFields"]["flowlens/observed/bytes"],
             "12400000000 bytes"
         );
+    }
+
+    #[test]
+    fn measures_read_as_numbers_a_person_would_write() {
+        let text = |value: f64, unit: &str| {
+            measure_text(&Measure {
+                name: "m".into(),
+                value,
+                unit: unit.into(),
+            })
+        };
+        assert_eq!(text(12_400_000_000.0, "bytes"), "12400000000 bytes");
+        assert_eq!(text(54.849999999999994, "score"), "54.85 score");
+        assert_eq!(text(2492.511341187358, "usd"), "2492.5113 usd");
+        assert_eq!(text(1.0, "ratio"), "1 ratio");
+        assert_eq!(text(0.5, "ratio"), "0.5 ratio");
+        assert_eq!(text(-3.25, "x"), "-3.25 x");
+        assert_eq!(text(0.000012, "ratio"), "1.200e-5 ratio");
+        assert_eq!(text(f64::INFINITY, "x"), "inf x");
     }
 
     #[test]
