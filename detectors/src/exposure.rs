@@ -165,14 +165,19 @@ impl Exposure {
         entities.dedup();
         let description = format!(
             "{label} accepted {} inbound flow{} ({}) on port {port}, {}, from {sources} public \
-             source{} in {}{}. Security groups or NACLs let the internet reach it.",
+             source{} in {}{}",
             e.total.flows,
             if e.total.flows == 1 { "" } else { "s" },
             render::bytes(e.total.bytes as f64),
             class.text(),
             if sources == 1 { "" } else { "s" },
             render::window(window, window + w),
-            if wide { ": it is open to anyone" } else { "" },
+            if wide {
+                ": it is open to anyone. Security groups or NACLs let the internet reach it."
+            } else {
+                ". Security groups or NACLs let these public addresses reach it: the rule may \
+                 admit them alone, or the whole internet."
+            },
         );
         let rows = e
             .sources
@@ -228,12 +233,22 @@ impl Exposure {
                     .to_vec(),
                 rows,
             },
-            recommendation: format!(
-                "Remove the inbound rule that admits 0.0.0.0/0 (or these sources) to port \
-                 {port} on {label}'s security group; serve it through a load balancer, VPN, \
-                 SSM Session Manager or PrivateLink instead. If it is meant to be public, list \
-                 its interface in public_exposure.public_enis."
-            ),
+            recommendation: if wide {
+                format!(
+                    "Remove the inbound rule that admits 0.0.0.0/0 (or these sources) to port \
+                     {port} on {label}'s security group; serve it through a load balancer, \
+                     VPN, SSM Session Manager or PrivateLink instead. If it is meant to be \
+                     public, list its interface in public_exposure.public_enis."
+                )
+            } else {
+                format!(
+                    "Check which addresses the security group of {label} admits to port \
+                     {port}: if 0.0.0.0/0, remove that rule and serve it through a load \
+                     balancer, VPN, SSM Session Manager or PrivateLink instead. If it admits \
+                     only these sources and they are yours (an administrator's address, a \
+                     partner), list them in public_exposure.trusted_sources."
+                )
+            },
             account_id: account,
             region,
         })

@@ -169,6 +169,31 @@ fn check(seed: u64, scale: f64) {
     );
     assert_eq!(exposure[0].subject(EntityKind::Port), Some("8000"));
     assert!(exposure[0].severity.label() >= SeverityLabel::High);
+    // Open to many: remove the rule; reached by a few (the bastion's admin): check it.
+    let mut narrow = 0;
+    for f in of(&findings, DetectorId::PublicExposure) {
+        let sources = f
+            .observed
+            .iter()
+            .find(|m| m.name == "public_sources")
+            .unwrap()
+            .value;
+        let wide = sources >= Config::default().public_exposure.wide_open_sources as f64;
+        assert_eq!(
+            f.recommendation.starts_with("Remove the inbound rule"),
+            wide,
+            "{ctx}: {}",
+            f.recommendation
+        );
+        assert_eq!(
+            f.recommendation.contains("public_exposure.trusted_sources"),
+            !wide,
+            "{ctx}: {}",
+            f.recommendation
+        );
+        narrow += usize::from(!wide);
+    }
+    assert!(narrow > 0, "{ctx}: no bastion finding\n{}", dump());
 
     // Nothing else is MEDIUM or above.
     let loud = findings.iter().filter(|f| medium_or_above(f)).count();
