@@ -22,7 +22,7 @@ use crate::net::parse_ip;
 use crate::prepare::{WindowOf, fact};
 use crate::render;
 use crate::rows::slot;
-use crate::stats::{Merge, Windows};
+use crate::stats::{Episodes, Merge, Windows, upsert};
 
 /// interface → bytes, for one (source, destination, port).
 type ByEni = BTreeMap<String, u64>;
@@ -33,12 +33,16 @@ type Talk = BTreeMap<String, BTreeMap<String, BTreeMap<i32, ByEni>>>;
 struct State {
     windows: Windows<Talk>,
     inventory: Inventory,
+    /// Pairs (`a|b`) whose leak goes on: one finding per leak, updated.
+    #[serde(default)]
+    episodes: Episodes,
 }
 
 impl Merge for State {
     fn merge(&mut self, o: Self) {
         self.windows.merge(o.windows);
         self.inventory.merge(o.inventory);
+        self.episodes.merge(o.episodes);
     }
 }
 
@@ -82,7 +86,10 @@ impl CrossAz {
         crate::net::cross_az_usd(bytes as f64, self.cfg.usd_per_gb)
     }
 
-    fn judge_window(&self, window: i64, talk: &Talk) -> Vec<Finding> {
+    /// The findings of a closed window, each with its pair's key (`a|b`). A pair whose
+    /// leak went on from the window before keeps that leak's first window (its id and
+    /// start).
+    fn judge_window(&self, window: i64, talk: &Talk) -> Vec<(String, Finding)> {
         let w = self.cfg.window_secs;
         let mut azs: BTreeMap<&str, Option<String>> = BTreeMap::new();
         let mut pairs: BTreeMap<(&str, &str), Pair> = BTreeMap::new();
@@ -129,6 +136,9 @@ impl CrossAz {
             if monthly < self.cfg.min_monthly_usd || pair.bytes == 0 {
                 continue;
             }
+            let key = format!("{a}|{b}");
+            let first = self.state.episodes.first(&key, window, w);
+            let windows_on = (window - first) / w + 1;
             let ratio = monthly / self.cfg.min_monthly_usd.max(0.01);
             let score = if ratio >= 100.0 {
                 75
@@ -171,7 +181,7 @@ impl CrossAz {
                 "{la} in {az_a} and {lb} in {az_b} exchanged {} across Availability Zones in {} \
                  ({}: {:.2} GiB billed at {}/GiB in each direction), {} per month at this \
                  rate. Port {top_port} carried {} ({:.0}%). The pair is {:.0}% of the {} \
-                 crossing {az_a}↔{az_b} and {:.0}% of all {} crossing AZs in this window.",
+                 crossing {az_a}↔{az_b} and {:.0}% of all {} crossing AZs in this window.{}",
                 render::bytes(pair.bytes as f64),
                 render::window(window, window + w),
                 render::usd(cost),
@@ -186,6 +196,15 @@ impl CrossAz {
                 render::bytes(az_total as f64),
                 100.0 * pair.bytes as f64 / total.max(1) as f64,
                 render::bytes(total as f64),
+                if windows_on > 1 {
+                    format!(
+                        " The pair has crossed above the threshold in every window since {} \
+                         ({windows_on} windows, this one included).",
+                        render::time(first)
+                    )
+                } else {
+                    String::new()
+                },
             );
             let rows = ports
                 .iter()
@@ -200,56 +219,64 @@ impl CrossAz {
                     ]
                 })
                 .collect();
-            out.push(Finding {
-                id: finding_id(DetectorId::CrossAzCost, &format!("{a}|{b}"), window),
-                detector: DetectorId::CrossAzCost,
-                severity: Severity::new(score),
-                confidence: 90,
-                title: format!(
-                    "Cross-AZ traffic {la} ↔ {lb}: {} per month ({az_a} ↔ {az_b})",
-                    render::usd(monthly)
-                ),
-                description,
-                entities,
-                window_start: window,
-                window_end: window + w,
-                observed: vec![
-                    Measure {
-                        name: "cross_az_bytes".into(),
-                        value: pair.bytes as f64,
-                        unit: "bytes".into(),
-                    },
-                    Measure {
-                        name: "window_cost".into(),
-                        value: cost,
+            out.push((
+                key.clone(),
+                Finding {
+                    id: finding_id(DetectorId::CrossAzCost, &key, first),
+                    detector: DetectorId::CrossAzCost,
+                    severity: Severity::new(score),
+                    confidence: 90,
+                    title: format!(
+                        "Cross-AZ traffic {la} ↔ {lb}: {} per month ({az_a} ↔ {az_b})",
+                        render::usd(monthly)
+                    ),
+                    description,
+                    entities,
+                    window_start: first,
+                    window_end: window + w,
+                    observed: vec![
+                        Measure {
+                            name: "cross_az_bytes".into(),
+                            value: pair.bytes as f64,
+                            unit: "bytes".into(),
+                        },
+                        Measure {
+                            name: "window_cost".into(),
+                            value: cost,
+                            unit: "usd".into(),
+                        },
+                        Measure {
+                            name: "monthly_cost".into(),
+                            value: monthly,
+                            unit: "usd".into(),
+                        },
+                        Measure {
+                            name: "windows_above_threshold".into(),
+                            value: windows_on as f64,
+                            unit: "windows".into(),
+                        },
+                    ],
+                    baseline: vec![Measure {
+                        name: "min_monthly_usd".into(),
+                        value: self.cfg.min_monthly_usd,
                         unit: "usd".into(),
+                    }],
+                    evidence: Evidence {
+                        columns: ["direction", "port", "bytes", "monthly_usd"]
+                            .map(String::from)
+                            .to_vec(),
+                        rows,
                     },
-                    Measure {
-                        name: "monthly_cost".into(),
-                        value: monthly,
-                        unit: "usd".into(),
-                    },
-                ],
-                baseline: vec![Measure {
-                    name: "min_monthly_usd".into(),
-                    value: self.cfg.min_monthly_usd,
-                    unit: "usd".into(),
-                }],
-                evidence: Evidence {
-                    columns: ["direction", "port", "bytes", "monthly_usd"]
-                        .map(String::from)
-                        .to_vec(),
-                    rows,
-                },
-                recommendation: format!(
-                    "Keep this traffic inside one AZ: point {la} at an endpoint in {az_a} \
+                    recommendation: format!(
+                        "Keep this traffic inside one AZ: point {la} at an endpoint in {az_a} \
                      (AZ-aware client routing, a replica or cache per AZ, topology-aware \
                      service routing), or co-locate the two. If the pair must cross AZs, \
                      compress or batch what port {top_port} carries."
-                ),
-                account_id: account,
-                region,
-            });
+                    ),
+                    account_id: account,
+                    region,
+                },
+            ));
         }
         out
     }
@@ -309,7 +336,11 @@ impl Detector for CrossAz {
         let w = self.cfg.window_secs;
         let mut out = Vec::new();
         for (start, talk) in self.state.windows.close(watermark, w) {
-            out.extend(self.judge_window(start, &talk));
+            for (pair, f) in self.judge_window(start, &talk) {
+                self.state.episodes.report(pair, start, f.window_start);
+                upsert(&mut out, f);
+            }
+            self.state.episodes.close(start);
         }
         Ok(out)
     }

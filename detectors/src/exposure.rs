@@ -23,7 +23,7 @@ use crate::inventory::Inventory;
 use crate::prepare::{WindowOf, fact};
 use crate::render;
 use crate::rows::slot;
-use crate::stats::{Distinct, Merge, Windows, merge_map};
+use crate::stats::{Distinct, Episodes, Merge, Windows, merge_map, upsert};
 
 /// Sources kept by address for evidence (the smallest addresses: deterministic).
 const EVIDENCE_SOURCES: usize = 50;
@@ -68,12 +68,17 @@ type Open = BTreeMap<String, BTreeMap<i32, Exposed>>;
 struct State {
     windows: Windows<Open>,
     inventory: Inventory,
+    /// Exposed ports (`address:port`) reported in the window before: an exposure that
+    /// goes on is one finding, updated.
+    #[serde(default)]
+    episodes: Episodes,
 }
 
 impl Merge for State {
     fn merge(&mut self, o: Self) {
         self.windows.merge(o.windows);
         self.inventory.merge(o.inventory);
+        self.episodes.merge(o.episodes);
     }
 }
 
@@ -132,9 +137,14 @@ impl Exposure {
         }
     }
 
+    /// The finding of an exposed port in a closed window, if it is one: named by the
+    /// first window of the exposure when it goes on from the window before.
     fn judge(&self, window: i64, dst: &str, port: i32, e: &Exposed) -> Option<Finding> {
         let class = self.class(dst, port)?;
         let w = self.cfg.window_secs;
+        let key = format!("{dst}:{port}");
+        let first = self.state.episodes.first(&key, window, w);
+        let windows_on = (window - first) / w + 1;
         let sources = e.distinct_sources.estimate();
         let wide = sources >= self.cfg.wide_open_sources;
         let mut score = class.base();
@@ -165,7 +175,7 @@ impl Exposure {
         entities.dedup();
         let description = format!(
             "{label} accepted {} inbound flow{} ({}) on port {port}, {}, from {sources} public \
-             source{} in {}{}",
+             source{} in {}{}{}",
             e.total.flows,
             if e.total.flows == 1 { "" } else { "s" },
             render::bytes(e.total.bytes as f64),
@@ -177,6 +187,15 @@ impl Exposure {
             } else {
                 ". Security groups or NACLs let these public addresses reach it: the rule may \
                  admit them alone, or the whole internet."
+            },
+            if windows_on > 1 {
+                format!(
+                    " Reached from the internet in every window since {} ({windows_on} \
+                     windows, this one included).",
+                    render::time(first)
+                )
+            } else {
+                String::new()
             },
         );
         let rows = e
@@ -193,7 +212,7 @@ impl Exposure {
             })
             .collect();
         Some(Finding {
-            id: finding_id(DetectorId::PublicExposure, &format!("{dst}:{port}"), window),
+            id: finding_id(DetectorId::PublicExposure, &key, first),
             detector: DetectorId::PublicExposure,
             severity: Severity::new(score.clamp(1.0, 100.0) as u32),
             confidence: if wide { 90 } else { 70 },
@@ -203,7 +222,7 @@ impl Exposure {
             ),
             description,
             entities,
-            window_start: window,
+            window_start: first,
             window_end: window + w,
             observed: vec![
                 Measure {
@@ -220,6 +239,11 @@ impl Exposure {
                     name: "inbound_bytes".into(),
                     value: e.total.bytes as f64,
                     unit: "bytes".into(),
+                },
+                Measure {
+                    name: "windows_reached".into(),
+                    value: windows_on as f64,
+                    unit: "windows".into(),
                 },
             ],
             baseline: vec![Measure {
@@ -341,9 +365,14 @@ impl Detector for Exposure {
         for (start, dsts) in self.state.windows.close(watermark, w) {
             for (dst, ports) in &dsts {
                 for (port, e) in ports {
-                    out.extend(self.judge(start, dst, *port, e));
+                    if let Some(f) = self.judge(start, dst, *port, e) {
+                        let key = format!("{dst}:{port}");
+                        self.state.episodes.report(key, start, f.window_start);
+                        upsert(&mut out, f);
+                    }
                 }
             }
+            self.state.episodes.close(start);
         }
         Ok(out)
     }

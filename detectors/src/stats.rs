@@ -263,6 +263,79 @@ impl Merge for Distinct {
     }
 }
 
+/// Runs of consecutive windows in which a key (a talker pair, an exposed port) was
+/// reported: a leak or an exposure that goes on is one finding, named by its run's first
+/// window (its id and start) and updated each window it goes on, where one finding per
+/// window would flood Security Hub with a copy an hour. (The lateral detector's sweeps
+/// go on likewise, with their own state.)
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Episodes(BTreeMap<String, Episode>);
+
+/// The last window a key was reported in and its run's first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Episode {
+    pub last: i64,
+    pub first: i64,
+}
+
+impl Episodes {
+    /// The first window of `key`'s run if it goes on into `window` (windows of `w`
+    /// seconds: reported in the window before), else `window` itself.
+    pub fn first(&self, key: &str, window: i64, w: i64) -> i64 {
+        self.0
+            .get(key)
+            .filter(|e| e.last < window && e.last >= window.saturating_sub(w))
+            .map_or(window, |e| e.first)
+    }
+
+    /// `key` was reported in `window`, its run starting at `first`.
+    pub fn report(&mut self, key: String, window: i64, first: i64) {
+        self.0.insert(
+            key,
+            Episode {
+                last: window,
+                first,
+            },
+        );
+    }
+
+    /// `window` is closed and judged: the runs not reported in it have ended.
+    pub fn close(&mut self, window: i64) {
+        self.0.retain(|_, e| e.last >= window);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Two shards' runs of a key: the one reported later (then the earlier start).
+impl Merge for Episodes {
+    fn merge(&mut self, o: Self) {
+        for (key, e) in o.0 {
+            let mine = self.0.entry(key).or_insert(e);
+            *mine = (*mine).max(e);
+        }
+    }
+}
+
+/// Adds `f` to a flush's findings, or replaces the one with its id (a run that went on
+/// from an earlier window of the same flush: the finding as of its latest window).
+pub fn upsert(
+    out: &mut Vec<flowlens_model::finding::Finding>,
+    f: flowlens_model::finding::Finding,
+) {
+    match out.iter_mut().find(|o| o.id == f.id) {
+        Some(o) => *o = f,
+        None => out.push(f),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,5 +390,40 @@ mod tests {
         assert!((e - 20_000.0).abs() / 20_000.0 < 0.15, "{e}");
         half_a.merge(half_b);
         assert_eq!(half_a, big);
+    }
+
+    #[test]
+    fn a_run_goes_on_only_from_the_window_before() {
+        let w = 3600;
+        let mut e = Episodes::default();
+        assert_eq!(e.first("a|b", 7200, w), 7200);
+        e.report("a|b".into(), 7200, 7200);
+        e.close(7200);
+        // The next window goes on with it; one further on does not.
+        assert_eq!(e.first("a|b", 10_800, w), 7200);
+        assert_eq!(e.first("a|b", 14_400, w), 14_400);
+        e.report("a|b".into(), 10_800, 7200);
+        e.close(10_800);
+        assert_eq!(e.first("a|b", 14_400, w), 7200);
+        // A window without it ends the run.
+        e.close(14_400);
+        assert!(e.is_empty());
+        assert_eq!(e.first("a|b", 18_000, w), 18_000);
+    }
+
+    #[test]
+    fn runs_merge_to_the_later_report() {
+        let mut a = Episodes::default();
+        a.report("k".into(), 3600, 0);
+        let mut b = Episodes::default();
+        b.report("k".into(), 7200, 0);
+        b.report("j".into(), 0, 0);
+        let mut ab = a.clone();
+        ab.merge(b.clone());
+        let mut ba = b;
+        ba.merge(a);
+        assert_eq!(ab, ba);
+        assert_eq!(ab.first("k", 10_800, 3600), 0);
+        assert_eq!(ab.len(), 2);
     }
 }

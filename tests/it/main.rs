@@ -102,7 +102,7 @@ fn dry_run_prints_valid_asff_and_saves_nothing() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON finding per line"))
         .collect();
-    assert_eq!(lines.len(), 10, "{stderr}");
+    assert_eq!(lines.len(), 8, "{stderr}");
     for v in &lines {
         assert_eq!(v["SchemaVersion"], "2018-10-08");
         assert_eq!(v["AwsAccountId"], "111122223333");
