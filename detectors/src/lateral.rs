@@ -23,7 +23,7 @@ use crate::inventory::Inventory;
 use crate::prepare::{WindowOf, fact};
 use crate::render;
 use crate::rows::slot;
-use crate::stats::{Merge, Windows, merge_map};
+use crate::stats::{Merge, Windows, merge_map, upsert};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 struct Acc {
@@ -70,6 +70,12 @@ struct Known {
     /// continuing sweep is one finding (same id), updated as it grows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     alerted: Option<(i64, i64)>,
+    /// That finding as last reported: its start and its count of hosts (the first
+    /// measure). A later window of the sweep replaces it only with a count as large,
+    /// in this run or a later one (a run restored from saved state reports what one run
+    /// over all the input would).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reported: Option<(i64, f64)>,
 }
 
 impl Merge for Known {
@@ -91,6 +97,20 @@ impl Merge for Known {
             (None, Some(p)) => self.previous = Some(p),
             _ => {}
         }
+        // The report goes with the later alert; for the same one, the larger count
+        // (then the earlier start).
+        self.reported = match self.alerted.cmp(&o.alerted) {
+            std::cmp::Ordering::Less => o.reported,
+            std::cmp::Ordering::Greater => self.reported,
+            std::cmp::Ordering::Equal => match (self.reported, o.reported) {
+                (Some(a), Some(b)) => Some(if b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)).is_gt() {
+                    b
+                } else {
+                    a
+                }),
+                (a, b) => a.or(b),
+            },
+        };
         self.alerted = self.alerted.max(o.alerted);
     }
 }
@@ -442,27 +462,32 @@ impl Detector for Lateral {
                     }
                     None => (peers.clone(), start),
                 };
-                // A sweep that goes on from the previous window updates its finding.
-                let incident = self
-                    .state
-                    .known
-                    .get(src)
+                // A sweep that goes on from the previous window updates its finding
+                // (same id, its first start), when it has grown.
+                let known = self.state.known.get(src);
+                let going_on = known
                     .and_then(|k| k.alerted)
-                    .filter(|(last, _)| *last >= start - w)
-                    .map_or(start, |(_, first)| first);
-                if let Some(f) = self.judge(start, src, &span, span_start, incident) {
-                    match out.iter_mut().find(|o: &&mut Finding| o.id == f.id) {
-                        Some(o) => {
-                            if f.observed[0].value >= o.observed[0].value {
-                                let first_start = o.window_start.min(f.window_start);
-                                *o = f;
-                                o.window_start = first_start;
-                            }
+                    .filter(|(last, _)| *last >= start - w);
+                let incident = going_on.map_or(start, |(_, first)| first);
+                let reported = going_on.and(known.and_then(|k| k.reported));
+                if let Some(mut f) = self.judge(start, src, &span, span_start, incident) {
+                    let count = f.observed[0].value;
+                    let grown = reported.is_none_or(|(_, peak)| count >= peak);
+                    let known = self.state.known.entry(src.clone()).or_default();
+                    known.alerted = Some((start, incident));
+                    if grown {
+                        if let Some((from, _)) = reported
+                            && from < f.window_start
+                        {
+                            f.window_start = from;
+                            f.description.push_str(&format!(
+                                " The sweep began in the window from {}.",
+                                render::time(from)
+                            ));
                         }
-                        None => out.push(f),
+                        known.reported = Some((f.window_start, count));
+                        upsert(&mut out, f);
                     }
-                    self.state.known.entry(src.clone()).or_default().alerted =
-                        Some((start, incident));
                 }
             }
             for (src, peers) in &srcs {
