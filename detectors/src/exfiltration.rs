@@ -458,11 +458,21 @@ impl Exfiltration {
             detector: DetectorId::ExfiltrationSpike,
             severity: Severity::new(score),
             confidence,
-            title: format!(
-                "Egress spike: {label} sent {} to the internet in {} minutes",
-                render::bytes(x),
-                w / 60
-            ),
+            // Without a baseline there is no spike to speak of, only a volume.
+            title: if has_baseline {
+                format!(
+                    "Egress spike: {label} sent {} to the internet in {} minutes",
+                    render::bytes(x),
+                    w / 60
+                )
+            } else {
+                format!(
+                    "High egress, no baseline yet: {label} sent {} to the internet in {} \
+                     minutes",
+                    render::bytes(x),
+                    w / 60
+                )
+            },
             description,
             entities,
             window_start: window,
@@ -692,6 +702,29 @@ mod tests {
 
     fn only_exfiltration() -> Config {
         crate::testing::only(flowlens_model::finding::DetectorId::ExfiltrationSpike)
+    }
+
+    #[test]
+    fn a_volume_without_a_baseline_is_not_called_a_spike() {
+        let cfg = only_exfiltration();
+        let bytes = 10 * cfg.exfiltration_spike.min_bytes + 1;
+        let line = format!(
+            "2 123456789012 eni-0aaa 10.0.0.5 203.0.113.9 40001 443 6 10 {bytes} 1700000000 \
+             1700000060 ACCEPT OK"
+        );
+        let mut r = Registry::new(cfg);
+        r.observe(LogKind::Flows, &flows_batch(HEADER, &[line.as_str()]))
+            .unwrap();
+        let found = r.flush(i64::MAX).unwrap();
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0]
+                .title
+                .starts_with("High egress, no baseline yet: 10.0.0.5"),
+            "{}",
+            found[0].title
+        );
+        assert!(found[0].description.contains("with no baseline yet"));
     }
 
     #[test]

@@ -64,6 +64,24 @@ fn check(seed: u64, scale: f64) {
             .any(|e| e.value == incidents::EXFIL_DESTINATION)
     );
     assert_eq!(exfil[0].evidence.rows[0][0], incidents::EXFIL_DESTINATION);
+    // A volume without a baseline is not called a spike.
+    let needed = Config::default().exfiltration_spike.min_history_windows as f64;
+    for f in of(&findings, DetectorId::ExfiltrationSpike) {
+        let windows = f
+            .baseline
+            .iter()
+            .find(|m| m.name == "baseline_windows")
+            .unwrap()
+            .value;
+        let spike = f.title.starts_with("Egress spike:");
+        assert_eq!(spike, windows >= needed, "{ctx}: {}", f.title);
+        assert_eq!(
+            f.title.starts_with("High egress, no baseline yet:"),
+            !spike,
+            "{ctx}: {}",
+            f.title
+        );
+    }
 
     let lateral: Vec<_> = of(&findings, DetectorId::LateralMovement)
         .into_iter()
