@@ -337,7 +337,9 @@ impl Detector for CrossAz {
         let mut out = Vec::new();
         for (start, talk) in self.state.windows.close(watermark, w) {
             for (pair, f) in self.judge_window(start, &talk) {
-                self.state.episodes.report(pair, start, f.window_start);
+                self.state
+                    .episodes
+                    .report(pair, start, f.window_start, f.severity.score());
                 upsert(&mut out, f);
             }
             self.state.episodes.close(start);

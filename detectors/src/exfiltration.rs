@@ -24,7 +24,7 @@ use crate::inventory::Inventory;
 use crate::names::NONE;
 use crate::prepare::{WindowOf, fact};
 use crate::render;
-use crate::stats::{History, Merge, Windows, merge_map};
+use crate::stats::{Episodes, History, Merge, Windows, merge_map, upsert};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct PeerAcc {
@@ -122,6 +122,10 @@ struct Saved {
     windows: Windows<BTreeMap<String, SavedWin>>,
     history: BTreeMap<String, History>,
     inventory: Inventory,
+    /// Entities reported in the window before: egress that goes on is one finding,
+    /// updated while it does not weaken.
+    #[serde(default)]
+    episodes: Episodes,
 }
 
 impl Merge for Saved {
@@ -129,6 +133,7 @@ impl Merge for Saved {
         self.windows.merge(o.windows);
         merge_map(&mut self.history, o.history);
         self.inventory.merge(o.inventory);
+        self.episodes.merge(o.episodes);
     }
 }
 
@@ -199,6 +204,7 @@ struct State {
     windows: Windows<Ents>,
     history: BTreeMap<String, History>,
     inventory: Inventory,
+    episodes: Episodes,
     /// Texts of the open windows' entities, destinations and interfaces (and, until
     /// the next [`State::compact`], of closed ones).
     atoms: Atoms,
@@ -270,6 +276,7 @@ impl State {
             windows: self.windows.with_open(open.collect()),
             history: self.history.clone(),
             inventory: self.inventory.clone(),
+            episodes: self.episodes.clone(),
         }
     }
 
@@ -302,6 +309,7 @@ impl State {
             windows: saved.windows.with_open(open),
             history: saved.history,
             inventory: saved.inventory,
+            episodes: saved.episodes,
             live_atoms: atoms.len(),
             atoms,
             coded: CodedAtoms::default(),
@@ -329,6 +337,8 @@ impl Exfiltration {
         if observed < cfg.min_bytes {
             return None;
         }
+        let first = self.state.episodes.first(entity, window, w);
+        let windows_on = (window - first) / w + 1;
         let history = self.state.history.get(entity).cloned().unwrap_or_default();
         let base = history.baseline_before(window, w, cfg.history_windows);
         let has_baseline = base.windows >= cfg.min_history_windows;
@@ -422,13 +432,22 @@ impl Exfiltration {
         };
         let description = format!(
             "{label} sent {} to {destinations} public destination{} in {}, {baseline_text}. \
-             Top destination {top_peer}:{top_port} received {} in {} flow{}.",
+             Top destination {top_peer}:{top_port} received {} in {} flow{}.{}",
             render::bytes(x),
             if destinations == 1 { "" } else { "s" },
             render::window(window, window + w),
             render::bytes(top_acc.bytes() as f64),
             top_acc.flows(),
             if top_acc.flows() == 1 { "" } else { "s" },
+            if windows_on > 1 {
+                format!(
+                    " Reported in every window since {} ({windows_on} windows, this one \
+                     included).",
+                    render::time(first)
+                )
+            } else {
+                String::new()
+            },
         );
         let evidence = Evidence {
             columns: ["destination", "port", "bytes", "flows", "path"]
@@ -454,7 +473,7 @@ impl Exfiltration {
                 .collect(),
         };
         Some(Finding {
-            id: finding_id(DetectorId::ExfiltrationSpike, entity, window),
+            id: finding_id(DetectorId::ExfiltrationSpike, entity, first),
             detector: DetectorId::ExfiltrationSpike,
             severity: Severity::new(score),
             confidence,
@@ -475,7 +494,7 @@ impl Exfiltration {
             },
             description,
             entities,
-            window_start: window,
+            window_start: first,
             window_end: window + w,
             observed: vec![
                 Measure {
@@ -671,7 +690,22 @@ impl Detector for Exfiltration {
                 .iter()
                 .filter_map(|(e, win)| self.judge(start, self.state.atoms.text(*e), win))
                 .collect();
-            out.extend(dedup_nat(found));
+            for f in dedup_nat(found) {
+                // Egress that goes on is one finding: updated unless this window is
+                // weaker than the one reported.
+                let Some(entity) = f.subject(EntityKind::Ip).map(str::to_string) else {
+                    continue;
+                };
+                let score = f.severity.score();
+                let peak = self.state.episodes.peak(&entity, start, w);
+                self.state
+                    .episodes
+                    .report(entity, start, f.window_start, score);
+                if peak.is_none_or(|p| score >= p) {
+                    upsert(&mut out, f);
+                }
+            }
+            self.state.episodes.close(start);
             for (e, win) in ents {
                 let entity = self.state.atoms.text(e).to_string();
                 self.state.history.entry(entity).or_default().record(

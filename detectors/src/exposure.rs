@@ -367,7 +367,9 @@ impl Detector for Exposure {
                 for (port, e) in ports {
                     if let Some(f) = self.judge(start, dst, *port, e) {
                         let key = format!("{dst}:{port}");
-                        self.state.episodes.report(key, start, f.window_start);
+                        self.state
+                            .episodes
+                            .report(key, start, f.window_start, f.severity.score());
                         upsert(&mut out, f);
                     }
                 }

@@ -28,7 +28,7 @@ use crate::detector::{Chunk, Detector, saved_state_methods};
 use crate::prepare::derived;
 use crate::render;
 use crate::rows::{ints, texts};
-use crate::stats::{Distinct, Merge, Windows, merge_map, min_opt};
+use crate::stats::{Distinct, Episodes, Merge, Windows, merge_map, min_opt, upsert};
 
 const SAMPLE_URIS: usize = 8;
 
@@ -87,11 +87,16 @@ type Open = BTreeMap<String, BTreeMap<String, Client>>;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Saved {
     windows: Windows<Open>,
+    /// Clients and crawls (finding keys) reported in the window before: one that goes
+    /// on is one finding, updated while it does not weaken.
+    #[serde(default)]
+    episodes: Episodes,
 }
 
 impl Merge for Saved {
     fn merge(&mut self, o: Self) {
         self.windows.merge(o.windows);
+        self.episodes.merge(o.episodes);
     }
 }
 
@@ -223,6 +228,7 @@ type LiveOpen = HashMap<(u32, u32), Live, PlRandomState>;
 #[derive(Debug, Clone, Default)]
 struct State {
     windows: Windows<LiveOpen>,
+    episodes: Episodes,
     /// Texts of the open windows (and, until the next compaction, of closed ones).
     atoms: Atoms,
     /// Number of atoms after the last compaction.
@@ -249,6 +255,7 @@ impl State {
             .map(|(start, o)| (*start, self.save_window(o)));
         Saved {
             windows: self.windows.with_open(open.collect()),
+            episodes: self.episodes.clone(),
         }
     }
 
@@ -270,6 +277,7 @@ impl State {
             .collect();
         State {
             windows: saved.windows.with_open(open),
+            episodes: saved.episodes,
             live_atoms: atoms.len(),
             atoms,
         }
@@ -326,6 +334,8 @@ impl Scraping {
         fingerprints: &[&str],
     ) -> Finding {
         let w = self.cfg.window_secs;
+        let first = self.state.episodes.first(&key, window, w);
+        let windows_on = (window - first) / w + 1;
         let r = c.requests.max(1) as f64;
         let pct = |n: u64| 100.0 * n as f64 / r;
         let blocked_share = c.blocked as f64 / r;
@@ -387,7 +397,7 @@ impl Scraping {
             "{who} sent {} requests in {} ({:.1}/s) to {} distinct URIs: {:.0}% catalogue or \
              search pages, {:.0}% ending in a numeric id; {:.0}% from automation user agents \
              (top: {}); {:.0}% without Accept-Language, {:.0}% without Referer; {:.0}% blocked \
-             or challenged by the web ACL. Bot score {:.0} (threshold {}).{}{note}",
+             or challenged by the web ACL. Bot score {:.0} (threshold {}).{}{note}{}",
             c.requests,
             render::window(window, window + w),
             c.requests as f64 / w as f64,
@@ -405,7 +415,16 @@ impl Scraping {
                 format!(" The busiest IP sent {} requests.", ips[0].1)
             } else {
                 String::new()
-            }
+            },
+            if windows_on > 1 {
+                format!(
+                    " Active in every window since {} ({windows_on} windows, this one \
+                     included).",
+                    render::time(first)
+                )
+            } else {
+                String::new()
+            },
         );
         let mut entities = vec![subject];
         for f in fingerprints.iter().take(5) {
@@ -438,7 +457,7 @@ impl Scraping {
             ]);
         }
         Finding {
-            id: finding_id(DetectorId::ScrapingBot, &key, window),
+            id: finding_id(DetectorId::ScrapingBot, &key, first),
             detector: DetectorId::ScrapingBot,
             severity: Severity::new(severity.round() as u32),
             confidence: (sc.score.min(95.0)) as u8,
@@ -459,7 +478,7 @@ impl Scraping {
             },
             description,
             entities,
-            window_start: window,
+            window_start: first,
             window_end: window + w,
             observed: vec![
                 Measure {
@@ -502,7 +521,8 @@ impl Scraping {
         }
     }
 
-    fn judge_window(&self, window: i64, open: &Open) -> Vec<Finding> {
+    /// The findings of a closed window, each with its key (`ip:…`, `fp:…`).
+    fn judge_window(&self, window: i64, open: &Open) -> Vec<(String, Finding)> {
         let cfg = &self.cfg;
         let mut out = Vec::new();
         let mut clusters: BTreeMap<&str, Cluster<'_>> = BTreeMap::new();
@@ -522,14 +542,18 @@ impl Scraping {
                 continue;
             }
             let fps: Vec<&str> = fps.keys().map(String::as_str).collect();
-            out.push(self.finding(
-                window,
-                format!("ip:{ip}"),
-                Entity::subject(EntityKind::Ip, ip.as_str()),
-                &all,
-                &sc,
-                &[(ip.as_str(), all.requests)],
-                &fps,
+            let key = format!("ip:{ip}");
+            out.push((
+                key.clone(),
+                self.finding(
+                    window,
+                    key,
+                    Entity::subject(EntityKind::Ip, ip.as_str()),
+                    &all,
+                    &sc,
+                    &[(ip.as_str(), all.requests)],
+                    &fps,
+                ),
             ));
         }
         for (fp, (c, mut ips)) in clusters {
@@ -545,14 +569,18 @@ impl Scraping {
             if sc.score < cfg.min_score as f64 {
                 continue;
             }
-            out.push(self.finding(
-                window,
-                format!("fp:{fp}"),
-                Entity::subject(EntityKind::Fingerprint, fp),
-                &c,
-                &sc,
-                &ips,
-                &[fp],
+            let key = format!("fp:{fp}");
+            out.push((
+                key.clone(),
+                self.finding(
+                    window,
+                    key,
+                    Entity::subject(EntityKind::Fingerprint, fp),
+                    &c,
+                    &sc,
+                    &ips,
+                    &[fp],
+                ),
             ));
         }
         out
@@ -706,7 +734,19 @@ impl Detector for Scraping {
         let mut out = Vec::new();
         for (start, open) in self.state.windows.close(watermark, w) {
             let open = self.state.save_window(&open);
-            out.extend(self.judge_window(start, &open));
+            for (key, f) in self.judge_window(start, &open) {
+                // A client that goes on is one finding: updated unless this window is
+                // weaker than the one reported (its tail must not lower the finding).
+                let score = f.severity.score();
+                let peak = self.state.episodes.peak(&key, start, w);
+                self.state
+                    .episodes
+                    .report(key, start, f.window_start, score);
+                if peak.is_none_or(|p| score >= p) {
+                    upsert(&mut out, f);
+                }
+            }
+            self.state.episodes.close(start);
         }
         if self.state.atoms.outgrown(self.state.live_atoms) {
             self.state = State::load(self.state.save());
@@ -747,6 +787,66 @@ mod tests {
 
     fn state(r: &mut Registry) -> serde_json::Value {
         r.state().unwrap()["detectors"]["scraping-bot"].clone()
+    }
+
+    /// A scraper that goes on from window to window is one finding: named by its first
+    /// window, updated with a window as strong, kept when a weaker one follows (in one
+    /// run, or in a run restored from the state saved between them).
+    #[test]
+    fn a_scraper_that_goes_on_is_one_finding() {
+        let mut rng = SmallRng::seed_from_u64(9);
+        let w = 600;
+        let t0 = 1_699_999_800; // a window start
+        let mut window = |k: u64, walk: fn(u64) -> Kind| {
+            requests(&mut rng, 500, "203.0.113.77", t0 + k * w, walk)
+        };
+        // Walking 500 product ids; then the same 10 over and over (a lower score: few
+        // distinct URIs); then walking again.
+        let walk = |i: u64| Kind::Scraper {
+            id: 1000 + i as u32,
+        };
+        let repeat = |i: u64| Kind::Scraper {
+            id: 1000 + (i % 10) as u32,
+        };
+        let batches = [window(0, walk), window(1, repeat), window(2, walk)];
+        let run = |parts: &[&[Vec<String>]]| {
+            let mut found = Vec::new();
+            let mut saved = None;
+            for part in parts {
+                let mut r = Registry::new(only_scraping());
+                if let Some(s) = saved.take() {
+                    r.restore(s).unwrap();
+                }
+                for b in *part {
+                    r.observe(LogKind::Waf, &waf_batch(b)).unwrap();
+                }
+                found.extend(r.flush(i64::MAX).unwrap());
+                saved = Some(r.state().unwrap());
+            }
+            found
+        };
+        let whole = run(&[&batches[..2]]);
+        assert_eq!(whole.len(), 1, "{whole:#?}");
+        let f = &whole[0];
+        // The weaker second window did not replace the first.
+        assert_eq!(f.window_end, (t0 + w) as i64);
+        assert_eq!(f.window_start, t0 as i64);
+        let split = run(&[&batches[..1], &batches[1..2]]);
+        assert_eq!(split.len(), 1, "the weaker window is not sent again");
+        assert_eq!(split[0], *f);
+
+        // A third window as strong as the first updates it, under the same id.
+        let three = run(&[&batches[..]]);
+        assert_eq!(three.len(), 1);
+        assert_eq!(three[0].id, f.id);
+        assert_eq!(three[0].window_end, (t0 + 3 * w) as i64);
+        assert!(
+            three[0]
+                .description
+                .contains("Active in every window since 2023-11-14T22:10Z (3 windows"),
+            "{}",
+            three[0].description
+        );
     }
 
     /// The next step follows the client's standing: one the web ACL already blocks is

@@ -272,30 +272,49 @@ impl Merge for Distinct {
 #[serde(transparent)]
 pub struct Episodes(BTreeMap<String, Episode>);
 
-/// The last window a key was reported in and its run's first.
+/// The last window a key was reported in, its run's first, and the highest severity
+/// score its finding was reported with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Episode {
     pub last: i64,
     pub first: i64,
+    #[serde(default)]
+    pub peak: u8,
 }
 
 impl Episodes {
     /// The first window of `key`'s run if it goes on into `window` (windows of `w`
     /// seconds: reported in the window before), else `window` itself.
     pub fn first(&self, key: &str, window: i64, w: i64) -> i64 {
+        self.going_on(key, window, w).map_or(window, |e| e.first)
+    }
+
+    /// The highest severity score `key`'s run was reported with, if it goes on into
+    /// `window`.
+    pub fn peak(&self, key: &str, window: i64, w: i64) -> Option<u8> {
+        self.going_on(key, window, w).map(|e| e.peak)
+    }
+
+    fn going_on(&self, key: &str, window: i64, w: i64) -> Option<&Episode> {
         self.0
             .get(key)
             .filter(|e| e.last < window && e.last >= window.saturating_sub(w))
-            .map_or(window, |e| e.first)
     }
 
-    /// `key` was reported in `window`, its run starting at `first`.
-    pub fn report(&mut self, key: String, window: i64, first: i64) {
+    /// `key` was reported in `window`, its run starting at `first`, its finding's
+    /// severity score `score` (the run's peak is kept).
+    pub fn report(&mut self, key: String, window: i64, first: i64, score: u8) {
+        let peak = self
+            .0
+            .get(&key)
+            .filter(|e| e.first == first)
+            .map_or(0, |e| e.peak);
         self.0.insert(
             key,
             Episode {
                 last: window,
                 first,
+                peak: peak.max(score),
             },
         );
     }
@@ -397,27 +416,30 @@ mod tests {
         let w = 3600;
         let mut e = Episodes::default();
         assert_eq!(e.first("a|b", 7200, w), 7200);
-        e.report("a|b".into(), 7200, 7200);
+        e.report("a|b".into(), 7200, 7200, 40);
         e.close(7200);
         // The next window goes on with it; one further on does not.
         assert_eq!(e.first("a|b", 10_800, w), 7200);
         assert_eq!(e.first("a|b", 14_400, w), 14_400);
-        e.report("a|b".into(), 10_800, 7200);
+        assert_eq!(e.peak("a|b", 10_800, w), Some(40));
+        e.report("a|b".into(), 10_800, 7200, 20);
         e.close(10_800);
         assert_eq!(e.first("a|b", 14_400, w), 7200);
+        assert_eq!(e.peak("a|b", 14_400, w), Some(40));
         // A window without it ends the run.
         e.close(14_400);
         assert!(e.is_empty());
         assert_eq!(e.first("a|b", 18_000, w), 18_000);
+        assert_eq!(e.peak("a|b", 18_000, w), None);
     }
 
     #[test]
     fn runs_merge_to_the_later_report() {
         let mut a = Episodes::default();
-        a.report("k".into(), 3600, 0);
+        a.report("k".into(), 3600, 0, 10);
         let mut b = Episodes::default();
-        b.report("k".into(), 7200, 0);
-        b.report("j".into(), 0, 0);
+        b.report("k".into(), 7200, 0, 10);
+        b.report("j".into(), 0, 0, 10);
         let mut ab = a.clone();
         ab.merge(b.clone());
         let mut ba = b;
