@@ -22,7 +22,7 @@ use crate::net::parse_ip;
 use crate::prepare::{WindowOf, fact};
 use crate::render;
 use crate::rows::slot;
-use crate::stats::{Episodes, Merge, Windows, upsert};
+use crate::stats::{Episodes, Merge, Update, Windows};
 
 /// interface → bytes, for one (source, destination, port).
 type ByEni = BTreeMap<String, u64>;
@@ -337,10 +337,8 @@ impl Detector for CrossAz {
         let mut out = Vec::new();
         for (start, talk) in self.state.windows.close(watermark, w) {
             for (pair, f) in self.judge_window(start, &talk) {
-                self.state
-                    .episodes
-                    .report(pair, start, f.window_start, f.severity.score());
-                upsert(&mut out, f);
+                let episodes = &mut self.state.episodes;
+                episodes.emit(&mut out, pair, start, w, f, Update::Every);
             }
             self.state.episodes.close(start);
         }

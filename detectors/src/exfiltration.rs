@@ -24,7 +24,7 @@ use crate::inventory::Inventory;
 use crate::names::NONE;
 use crate::prepare::{WindowOf, fact};
 use crate::render;
-use crate::stats::{Episodes, History, Merge, Windows, merge_map, upsert};
+use crate::stats::{Episodes, History, Merge, Update, Windows, merge_map};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct PeerAcc {
@@ -696,14 +696,8 @@ impl Detector for Exfiltration {
                 let Some(entity) = f.subject(EntityKind::Ip).map(str::to_string) else {
                     continue;
                 };
-                let score = f.severity.score();
-                let peak = self.state.episodes.peak(&entity, start, w);
-                self.state
-                    .episodes
-                    .report(entity, start, f.window_start, score);
-                if peak.is_none_or(|p| score >= p) {
-                    upsert(&mut out, f);
-                }
+                let episodes = &mut self.state.episodes;
+                episodes.emit(&mut out, entity, start, w, f, Update::WhileAsStrong);
             }
             self.state.episodes.close(start);
             for (e, win) in ents {

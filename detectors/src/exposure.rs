@@ -23,7 +23,7 @@ use crate::inventory::Inventory;
 use crate::prepare::{WindowOf, fact};
 use crate::render;
 use crate::rows::slot;
-use crate::stats::{Distinct, Episodes, Merge, Windows, merge_map, upsert};
+use crate::stats::{Distinct, Episodes, Merge, Update, Windows, merge_map};
 
 /// Sources kept by address for evidence (the smallest addresses: deterministic).
 const EVIDENCE_SOURCES: usize = 50;
@@ -367,10 +367,8 @@ impl Detector for Exposure {
                 for (port, e) in ports {
                     if let Some(f) = self.judge(start, dst, *port, e) {
                         let key = format!("{dst}:{port}");
-                        self.state
-                            .episodes
-                            .report(key, start, f.window_start, f.severity.score());
-                        upsert(&mut out, f);
+                        let episodes = &mut self.state.episodes;
+                        episodes.emit(&mut out, key, start, w, f, Update::Every);
                     }
                 }
             }

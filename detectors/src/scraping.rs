@@ -28,7 +28,7 @@ use crate::detector::{Chunk, Detector, saved_state_methods};
 use crate::prepare::derived;
 use crate::render;
 use crate::rows::{ints, texts};
-use crate::stats::{Distinct, Episodes, Merge, Windows, merge_map, min_opt, upsert};
+use crate::stats::{Distinct, Episodes, Merge, Update, Windows, merge_map, min_opt};
 
 const SAMPLE_URIS: usize = 8;
 
@@ -737,14 +737,8 @@ impl Detector for Scraping {
             for (key, f) in self.judge_window(start, &open) {
                 // A client that goes on is one finding: updated unless this window is
                 // weaker than the one reported (its tail must not lower the finding).
-                let score = f.severity.score();
-                let peak = self.state.episodes.peak(&key, start, w);
-                self.state
-                    .episodes
-                    .report(key, start, f.window_start, score);
-                if peak.is_none_or(|p| score >= p) {
-                    upsert(&mut out, f);
-                }
+                let episodes = &mut self.state.episodes;
+                episodes.emit(&mut out, key, start, w, f, Update::WhileAsStrong);
             }
             self.state.episodes.close(start);
         }

@@ -343,6 +343,38 @@ impl Merge for Episodes {
     }
 }
 
+/// When a run's finding is sent again ([`Episodes::emit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update {
+    /// With every window (a leak's current cost, an exposure's current sources).
+    Every,
+    /// While a window is as strong as the run's strongest (a spike or a scraper: its
+    /// weaker tail must not lower the finding).
+    WhileAsStrong,
+}
+
+impl Episodes {
+    /// Records `f`, the finding of `key` in the closed `window` (windows of `w`
+    /// seconds; `f` named by [`Episodes::first`]), and adds it to a flush's findings
+    /// (`out`) as `update` says.
+    pub fn emit(
+        &mut self,
+        out: &mut Vec<flowlens_model::finding::Finding>,
+        key: String,
+        window: i64,
+        w: i64,
+        f: flowlens_model::finding::Finding,
+        update: Update,
+    ) {
+        let score = f.severity.score();
+        let peak = self.peak(&key, window, w);
+        self.report(key, window, f.window_start, score);
+        if update == Update::Every || peak.is_none_or(|p| score >= p) {
+            upsert(out, f);
+        }
+    }
+}
+
 /// Adds `f` to a flush's findings, or replaces the one with its id (a run that went on
 /// from an earlier window of the same flush: the finding as of its latest window).
 pub fn upsert(
