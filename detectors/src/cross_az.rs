@@ -196,15 +196,11 @@ impl CrossAz {
                 render::bytes(az_total as f64),
                 100.0 * pair.bytes as f64 / total.max(1) as f64,
                 render::bytes(total as f64),
-                if windows_on > 1 {
-                    format!(
-                        " The pair has crossed above the threshold in every window since {} \
-                         ({windows_on} windows, this one included).",
-                        render::time(first)
-                    )
-                } else {
-                    String::new()
-                },
+                render::going_on(
+                    "The pair has crossed above the threshold",
+                    first,
+                    windows_on
+                ),
             );
             let rows = ports
                 .iter()

@@ -439,15 +439,7 @@ impl Exfiltration {
             render::bytes(top_acc.bytes() as f64),
             top_acc.flows(),
             if top_acc.flows() == 1 { "" } else { "s" },
-            if windows_on > 1 {
-                format!(
-                    " Reported in every window since {} ({windows_on} windows, this one \
-                     included).",
-                    render::time(first)
-                )
-            } else {
-                String::new()
-            },
+            render::going_on("Reported", first, windows_on),
         );
         let evidence = Evidence {
             columns: ["destination", "port", "bytes", "flows", "path"]

@@ -188,15 +188,7 @@ impl Exposure {
                 ". Security groups or NACLs let these public addresses reach it: the rule may \
                  admit them alone, or the whole internet."
             },
-            if windows_on > 1 {
-                format!(
-                    " Reached from the internet in every window since {} ({windows_on} \
-                     windows, this one included).",
-                    render::time(first)
-                )
-            } else {
-                String::new()
-            },
+            render::going_on("Reached from the internet", first, windows_on),
         );
         let rows = e
             .sources

@@ -39,6 +39,21 @@ pub fn time(secs: i64) -> String {
         .unwrap_or_else(|| secs.to_string())
 }
 
+/// The sentence that ends the description of a finding that goes on (its run of
+/// windows from `first`, `windows` of them, this one included; see
+/// [`crate::stats::Episodes`]): `" {what} in every window since 2025-06-02T10:00Z (3
+/// windows, this one included)."`, or nothing for one window.
+pub fn going_on(what: &str, first: i64, windows: i64) -> String {
+    if windows > 1 {
+        format!(
+            " {what} in every window since {} ({windows} windows, this one included).",
+            time(first)
+        )
+    } else {
+        String::new()
+    }
+}
+
 /// A window as `2025-06-02T10:00Z–10:10Z`.
 pub fn window(start: i64, end: i64) -> String {
     let e = time(end);

@@ -416,15 +416,7 @@ impl Scraping {
             } else {
                 String::new()
             },
-            if windows_on > 1 {
-                format!(
-                    " Active in every window since {} ({windows_on} windows, this one \
-                     included).",
-                    render::time(first)
-                )
-            } else {
-                String::new()
-            },
+            render::going_on("Active", first, windows_on),
         );
         let mut entities = vec![subject];
         for f in fingerprints.iter().take(5) {
