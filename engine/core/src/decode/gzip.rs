@@ -5,7 +5,7 @@
 //!
 //! The member walk is done here, the deflate bodies by a raw inflater: member headers
 //! are parsed by the same code as the whole-buffer path's, and the output is collected
-//! in a buffer of [`OUTPUT_BYTES`] before it is forwarded; each forwarded slice's
+//! in a buffer of `OUTPUT_BYTES` before it is forwarded; each forwarded slice's
 //! CRC-32 is computed by libdeflate right after the record decoder read it, while it is
 //! still in the cache. `flate2`'s gzip writer, used before, forwarded 32 KiB at a time
 //! and checked with zlib-rs's software CRC-32, which alone took 14 % of a streamed v5
