@@ -499,6 +499,11 @@ impl Exfiltration {
                     value: destinations as f64,
                     unit: "hosts".into(),
                 },
+                Measure {
+                    name: "windows_reported".into(),
+                    value: windows_on as f64,
+                    unit: "windows".into(),
+                },
             ],
             baseline: vec![
                 Measure {

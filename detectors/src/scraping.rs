@@ -493,6 +493,11 @@ impl Scraping {
                     value: sc.score,
                     unit: "score".into(),
                 },
+                Measure {
+                    name: "windows_active".into(),
+                    value: windows_on as f64,
+                    unit: "windows".into(),
+                },
             ],
             baseline: vec![Measure {
                 name: "min_requests".into(),
@@ -826,6 +831,11 @@ mod tests {
         assert_eq!(three.len(), 1);
         assert_eq!(three[0].id, f.id);
         assert_eq!(three[0].window_end, (t0 + 3 * w) as i64);
+        let active = three[0]
+            .observed
+            .iter()
+            .find(|m| m.name == "windows_active");
+        assert_eq!(active.map(|m| m.value), Some(3.0));
         assert!(
             three[0]
                 .description
