@@ -137,8 +137,7 @@ impl CrossAz {
                 continue;
             }
             let key = format!("{a}|{b}");
-            let first = self.state.episodes.first(&key, window, w);
-            let windows_on = (window - first) / w + 1;
+            let (first, windows_on) = self.state.episodes.run(&key, window, w);
             let ratio = monthly / self.cfg.min_monthly_usd.max(0.01);
             let score = if ratio >= 100.0 {
                 75

@@ -337,8 +337,7 @@ impl Exfiltration {
         if observed < cfg.min_bytes {
             return None;
         }
-        let first = self.state.episodes.first(entity, window, w);
-        let windows_on = (window - first) / w + 1;
+        let (first, windows_on) = self.state.episodes.run(entity, window, w);
         let history = self.state.history.get(entity).cloned().unwrap_or_default();
         let base = history.baseline_before(window, w, cfg.history_windows);
         let has_baseline = base.windows >= cfg.min_history_windows;
@@ -690,9 +689,9 @@ impl Detector for Exfiltration {
             for f in dedup_nat(found) {
                 // Egress that goes on is one finding: updated unless this window is
                 // weaker than the one reported.
-                let Some(entity) = f.subject(EntityKind::Ip).map(str::to_string) else {
-                    continue;
-                };
+                // (The subject is the entity; a finding without one, which `judge` never
+                // makes, is keyed by its id rather than lost.)
+                let entity = f.subject(EntityKind::Ip).unwrap_or(&f.id).to_string();
                 let episodes = &mut self.state.episodes;
                 episodes.emit(&mut out, entity, start, w, f, Update::WhileAsStrong);
             }
@@ -819,29 +818,18 @@ mod tests {
                 "2 123456789012 eni-0ccc 10.0.0.6 203.0.113.9 40004 443 6 10 300 1700000030 1700000060 ACCEPT OK",
             ],
         );
-        let state =
-            |r: &mut Registry| r.state().unwrap()["detectors"]["exfiltration-spike"].clone();
-
-        let mut one = Registry::new(only_exfiltration());
-        one.observe(LogKind::Flows, &a).unwrap();
-        let saved = state(&mut one);
+        let (saved, merged) = crate::testing::restored_and_merged(
+            flowlens_model::finding::DetectorId::ExfiltrationSpike,
+            LogKind::Flows,
+            &a,
+            &b,
+        );
         let win = &saved["windows"]["open"]["1699999800"]["10.0.0.5"];
         assert_eq!(win["enis"], serde_json::json!(["eni-0aaa", "eni-0bbb"]));
         assert_eq!(win["peers"]["203.0.113.9"]["443"]["direct"], 12000);
         assert_eq!(win["peers"]["198.51.100.1"]["8443"]["direct_flows"], 1);
-
-        // Restored, the open windows are the same, and later rows add to them.
-        let mut again = Registry::new(only_exfiltration());
-        again.restore(one.state().unwrap()).unwrap();
-        assert_eq!(state(&mut again), saved);
-
-        // Merged with another shard's state: as if one registry had seen both.
-        let mut other = Registry::new(only_exfiltration());
-        other.observe(LogKind::Flows, &b).unwrap();
-        again.merge(other.state().unwrap()).unwrap();
-        let mut both = Registry::new(only_exfiltration());
-        both.observe(LogKind::Flows, &a).unwrap();
-        both.observe(LogKind::Flows, &b).unwrap();
-        assert_eq!(state(&mut again), state(&mut both));
+        // The other shard's entity joins the window.
+        let other = &merged["windows"]["open"]["1699999800"]["10.0.0.6"];
+        assert_eq!(other["peers"]["203.0.113.9"]["443"]["direct"], 300);
     }
 }

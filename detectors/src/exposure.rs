@@ -143,8 +143,7 @@ impl Exposure {
         let class = self.class(dst, port)?;
         let w = self.cfg.window_secs;
         let key = format!("{dst}:{port}");
-        let first = self.state.episodes.first(&key, window, w);
-        let windows_on = (window - first) / w + 1;
+        let (first, windows_on) = self.state.episodes.run(&key, window, w);
         let sources = e.distinct_sources.estimate();
         let wide = sources >= self.cfg.wide_open_sources;
         let mut score = class.base();

@@ -79,6 +79,36 @@ mod testing {
         c
     }
 
+    /// The state of detector `id` (the only one enabled) after observing `a`, which a
+    /// save and restore must keep, and after a merge with the state of a registry
+    /// that observed `b`, which must equal one registry's over `a` and `b`.
+    pub fn restored_and_merged(
+        id: flowlens_model::finding::DetectorId,
+        kind: flowlens_model::LogKind,
+        a: &RecordBatch,
+        b: &RecordBatch,
+    ) -> (serde_json::Value, serde_json::Value) {
+        let registry = |batches: &[&RecordBatch]| {
+            let mut r = crate::Registry::new(only(id));
+            for batch in batches {
+                r.observe(kind, batch).unwrap();
+            }
+            r
+        };
+        let state = |r: &mut crate::Registry| r.state().unwrap()["detectors"][id.as_str()].clone();
+        let mut one = registry(&[a]);
+        let saved = state(&mut one);
+        // Restored, the open windows are the same.
+        let mut again = crate::Registry::new(only(id));
+        again.restore(one.state().unwrap()).unwrap();
+        assert_eq!(state(&mut again), saved);
+        // Merged with another shard's state: as if one registry had seen both.
+        again.merge(registry(&[b]).state().unwrap()).unwrap();
+        let merged = state(&mut again);
+        assert_eq!(merged, state(&mut registry(&[a, b])));
+        (saved, merged)
+    }
+
     /// An object's `text`, decoded into one batch of `schema`.
     fn decoded(text: String, schema: &arrow::datatypes::SchemaRef) -> RecordBatch {
         let mut d = ObjectDecoder::new(ObjectContext::new("t.log"), DecodeOptions::default());

@@ -334,8 +334,7 @@ impl Scraping {
         fingerprints: &[&str],
     ) -> Finding {
         let w = self.cfg.window_secs;
-        let first = self.state.episodes.first(&key, window, w);
-        let windows_on = (window - first) / w + 1;
+        let (first, windows_on) = self.state.episodes.run(&key, window, w);
         let r = c.requests.max(1) as f64;
         let pct = |n: u64| 100.0 * n as f64 / r;
         let blocked_share = c.blocked as f64 / r;
@@ -899,9 +898,12 @@ mod tests {
             }
         }));
 
-        let mut one = Registry::new(only_scraping());
-        one.observe(LogKind::Waf, &a).unwrap();
-        let saved = state(&mut one);
+        let (saved, merged) = crate::testing::restored_and_merged(
+            flowlens_model::finding::DetectorId::ScrapingBot,
+            LogKind::Waf,
+            &a,
+            &b,
+        );
         let client = &saved["windows"]["open"]["1699999800"]["203.0.113.77"]["t13d1812h1_85036bcba153_b26ce05bbdd6"];
         assert_eq!(client["requests"], 40);
         assert_eq!(client["automation"], 40);
@@ -910,20 +912,6 @@ mod tests {
         let samples: Vec<String> = (1000..1008).map(|i| format!("/products/{i}")).collect();
         assert_eq!(client["sample_uris"], serde_json::json!(samples));
 
-        // Restored, the open windows are the same.
-        let mut again = Registry::new(only_scraping());
-        again.restore(one.state().unwrap()).unwrap();
-        assert_eq!(state(&mut again), saved);
-
-        // Merged with another shard's state: as if one registry had seen both.
-        let mut other = Registry::new(only_scraping());
-        other.observe(LogKind::Waf, &b).unwrap();
-        again.merge(other.state().unwrap()).unwrap();
-        let mut both = Registry::new(only_scraping());
-        both.observe(LogKind::Waf, &a).unwrap();
-        both.observe(LogKind::Waf, &b).unwrap();
-        let merged = state(&mut again);
-        assert_eq!(merged, state(&mut both));
         let client = &merged["windows"]["open"]["1699999800"]["203.0.113.77"]["t13d1812h1_85036bcba153_b26ce05bbdd6"];
         assert_eq!(client["requests"], 47);
         assert_eq!(client["sample_uris"][0], "/products/1000");

@@ -289,6 +289,13 @@ impl Episodes {
         self.going_on(key, window, w).map_or(window, |e| e.first)
     }
 
+    /// [`Episodes::first`], and the number of windows from it to `window` (this one
+    /// included): what a finding of `key` in `window` says of its run.
+    pub fn run(&self, key: &str, window: i64, w: i64) -> (i64, i64) {
+        let first = self.first(key, window, w);
+        (first, (window - first) / w + 1)
+    }
+
     /// The highest severity score `key`'s run was reported with, if it goes on into
     /// `window`.
     pub fn peak(&self, key: &str, window: i64, w: i64) -> Option<u8> {
@@ -322,14 +329,6 @@ impl Episodes {
     /// `window` is closed and judged: the runs not reported in it have ended.
     pub fn close(&mut self, window: i64) {
         self.0.retain(|_, e| e.last >= window);
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 
@@ -458,9 +457,10 @@ mod tests {
         e.close(10_800);
         assert_eq!(e.first("a|b", 14_400, w), 7200);
         assert_eq!(e.peak("a|b", 14_400, w), Some(40));
+        assert_eq!(e.run("a|b", 14_400, w), (7200, 3));
         // A window without it ends the run.
         e.close(14_400);
-        assert!(e.is_empty());
+        assert_eq!(e, Episodes::default());
         assert_eq!(e.first("a|b", 18_000, w), 18_000);
         assert_eq!(e.peak("a|b", 18_000, w), None);
     }
@@ -478,6 +478,6 @@ mod tests {
         ba.merge(a);
         assert_eq!(ab, ba);
         assert_eq!(ab.first("k", 10_800, 3600), 0);
-        assert_eq!(ab.len(), 2);
+        assert_eq!(ab.first("j", 3600, 3600), 0);
     }
 }
