@@ -601,6 +601,9 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
         {
             (*fact_out, *svc_out) = record_facts(p, f, sp, dp, pk);
         }
+        // A NODATA record is null in several of these columns: judged once.
+        fix.sort_unstable();
+        fix.dedup();
         for &i in &fix {
             let (sp, dp, p, f) = (
                 value_or(columns.0, i, NULL32),
