@@ -22,6 +22,11 @@
 # binary; decoding on tokio's workers): a split within one run, which a slow spell of a
 # shared machine affects alike, but which leaves out what detection costs the decoder in
 # its caches (so it reads lower than the CPU-time share).
+# FLOWLENS_BENCH_CALLGRIND=1 then also runs one scan of each configuration under
+# valgrind's callgrind and prints the instructions each executed: a count that does not
+# move with the machine's load (CPU time here varies by ±5 % from run to run, as much as
+# most single changes save), but that leaves out the processor's stalls — so it ranks
+# changes to one loop, while only time tells whether a change pays.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -114,4 +119,21 @@ print(f"{detect / decode * 100:.1f}" if decode else "n/a")
   done
   rm -f "$data"
   echo "perf samples, detecting thread / decoding threads, $RUNS scans: ${shares[*]} %"
+fi
+
+if [ "${FLOWLENS_BENCH_CALLGRIND:-0}" = "1" ]; then
+  command -v valgrind >/dev/null || { echo "FLOWLENS_BENCH_CALLGRIND=1 needs valgrind (Debian: valgrind)" >&2; exit 2; }
+  counts=()
+  for config in "$none" "$defaults"; do
+    # shellcheck disable=SC2086
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$BIN" scan $flows --concurrency 1 \
+      --quiet --config "$config" --report "$WORK/scan-report.json" >/dev/null 2>"$WORK/callgrind.log"
+    counts+=("$(sed -n 's/.*Collected : *\([0-9]*\).*/\1/p' "$WORK/callgrind.log")")
+  done
+  python3 - "$records" "${counts[@]}" <<'PY'
+import sys
+n, decode, scan = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+print(f"instructions (callgrind): decode only {decode / n:.0f} per record, scan {scan / n:.0f}; "
+      f"detectors {(scan - decode) / n:.0f} per record = {(scan - decode) / decode * 100:.1f} % of decoding's")
+PY
 fi

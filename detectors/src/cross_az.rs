@@ -300,7 +300,7 @@ impl Detector for CrossAz {
                 if rows.bytes[i] <= 0 {
                     return None;
                 }
-                let port = rows.svc_port[i].unwrap_or(0);
+                let port = rows.svc_port(i).unwrap_or(0);
                 Some((
                     window.of(rows.start(i)?),
                     rows.src[i],

@@ -656,7 +656,7 @@ impl Detector for Exfiltration {
             let ent = ents.entry(e).or_default();
             // The packet-level source differs from the interface's own address.
             let via_nat = rows.src[i] != NONE && entity != rows.src[i];
-            let port = rows.svc_port[i].unwrap_or(0);
+            let port = rows.svc_port(i).unwrap_or(0);
             let bytes = rows.bytes[i].max(0) as u64;
             let acc = ent.peers.entry((p, port)).or_default();
             if via_nat {

@@ -299,7 +299,7 @@ impl Detector for Exposure {
                 | fact::EGRESS
                 | fact::OTHER_DIRECTION,
             |i| {
-                let port = rows.svc_port[i];
+                let port = rows.svc_port(i);
                 if skip_public_ports
                     && port.is_none_or(|p| self.cfg.public_ports.contains(&(p as u16)))
                 {

@@ -422,7 +422,7 @@ impl Detector for Lateral {
                 if rows.src[i] == rows.dst[i] {
                     return None;
                 }
-                let port = rows.svc_port[i].unwrap_or(0);
+                let port = rows.svc_port(i).unwrap_or(0);
                 Some((window.of(rows.start(i)?), rows.src[i], rows.dst[i], port))
             },
             |acc: &mut Acc, i| {

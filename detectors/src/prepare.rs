@@ -169,35 +169,37 @@ fn value_or<T: arrow::datatypes::ArrowPrimitiveType>(
 }
 
 /// The facts of a record derived from its protocol, TCP flags, ports and packets
-/// ([`fact::RESPONSE`], [`fact::TCP_OR_UDP`], [`fact::SHORT`]) and its service port;
-/// a null Int32 is [`NULL32`], a null packet count `i64::MAX`.
-#[inline]
-fn record_facts(p: i32, f: i32, sp: i32, dp: i32, pk: i64) -> (u32, Option<i32>) {
+/// ([`fact::RESPONSE`], [`fact::TCP_OR_UDP`], [`fact::SHORT`]) and its service port
+/// ([`NULL32`]: none); a null Int32 is [`NULL32`], a null packet count `i64::MAX`.
+///
+/// Without a branch, so that the loop over a batch's rows runs on vector
+/// instructions.
+#[inline(always)]
+fn record_facts(p: i32, f: i32, sp: i32, dp: i32, pk: i64) -> (u32, i32) {
     let r = is_response(p, f, sp, dp);
-    let port = if r { sp } else { dp };
-    let bit = |yes: bool, f: u32| if yes { f } else { 0 };
+    let bit = |yes: bool, f: u32| u32::from(yes) * f;
     (
         bit(r, fact::RESPONSE)
-            | bit(p == 6 || p == 17, fact::TCP_OR_UDP)
-            | bit(f == 2 || pk <= 2, fact::SHORT),
-        (port != NULL32).then_some(port),
+            | bit((p == 6) | (p == 17), fact::TCP_OR_UDP)
+            | bit((f == 2) | (pk <= 2), fact::SHORT),
+        if r { sp } else { dp },
     )
 }
 
-/// The TCP responder heuristic, per record; a null value is [`NULL32`].
-#[inline]
+/// The TCP responder heuristic, per record; a null value is [`NULL32`]. (A null's
+/// bits are neither SYN nor ACK, and it is no port.)
+#[inline(always)]
 fn is_response(protocol: i32, flags: i32, sport: i32, dport: i32) -> bool {
-    // (A null's bits are neither SYN nor ACK.)
-    if protocol == 6 {
-        // AWS logs SYN (2), SYN-ACK (18), FIN (1), RST (4): ACK only as part of SYN-ACK.
-        if flags & 0x12 == 0x12 {
-            return true;
-        }
-        if flags & 0x02 != 0 {
-            return false;
-        }
-    }
-    sport > 0 && dport > 0 && ((sport <= 1024 && dport > 1024) || (sport < 32768 && dport >= 32768))
+    // AWS logs SYN (2), SYN-ACK (18), FIN (1), RST (4): ACK only as part of SYN-ACK.
+    // A TCP SYN-ACK is a response, a TCP SYN without the ACK is not; anything else is
+    // judged by its ports (service port → ephemeral port).
+    let tcp = protocol == 6;
+    let syn_ack = tcp & (flags & 0x12 == 0x12);
+    let syn = tcp & (flags & 0x02 != 0);
+    let by_ports = (sport > 0)
+        & (dport > 0)
+        & (((sport <= 1024) & (dport > 1024)) | ((sport < 32768) & (dport >= 32768)));
+    syn_ack | (!syn & by_ports)
 }
 
 /// Sets `bit` in `facts[i]` for every row `i` where `a` is valid.
@@ -348,8 +350,9 @@ pub struct FlowRows<'a> {
     /// `bytes` (0 for a null); the batch's own buffer when the chunk is one batch
     /// without nulls.
     pub bytes: Cow<'a, [i64]>,
-    /// The service port of the connection (`dstport`, or `srcport` for a response).
-    pub svc_port: Vec<Option<i32>>,
+    /// The service port of the connection (`dstport`, or `srcport` for a response;
+    /// [`NULL32`]: none), read through [`FlowRows::svc_port`].
+    svc: Vec<i32>,
     /// [`fact`] bits.
     pub facts: Vec<u32>,
 }
@@ -407,11 +410,9 @@ impl<'a> FlowRows<'a> {
             facts: &self.facts,
             all,
             mask: all | none,
-            next_block: 0,
-            block: 0,
-            rows: [0; KEPT_BLOCK],
-            n: 0,
-            at: 0,
+            next: 0,
+            base: 0,
+            bits: 0,
         }
     }
 
@@ -445,6 +446,14 @@ impl<'a> FlowRows<'a> {
         groups
     }
 
+    /// The service port of row `i`'s connection (`dstport`, or `srcport` for a
+    /// response), if it has one.
+    #[inline]
+    pub fn svc_port(&self, i: usize) -> Option<i32> {
+        let port = self.svc[i];
+        (port != NULL32).then_some(port)
+    }
+
     /// `start` of row `i` (unix seconds; none where [`fact::NO_START`] is set).
     #[inline]
     pub fn start(&self, i: usize) -> Option<i64> {
@@ -452,23 +461,58 @@ impl<'a> FlowRows<'a> {
     }
 }
 
-/// Rows tested per step of [`Kept`].
-const KEPT_BLOCK: usize = 1024;
-
 /// The rows of a [`FlowRows`] with and without given facts ([`FlowRows::kept`]).
+///
+/// The facts are tested 64 rows at a time into a word of bits, without a branch per
+/// row (the compiler turns the test into vector compares), and only the kept rows'
+/// bits are visited.
 pub struct Kept<'r> {
     facts: &'r [u32],
     all: u32,
     mask: u32,
-    /// First row of the next block to test.
-    next_block: usize,
-    /// First row of the current block.
-    block: usize,
-    /// The kept rows of the current block (offsets in it), `n` of them; `at` is the
-    /// next to hand out.
-    rows: [u16; KEPT_BLOCK],
-    n: usize,
-    at: usize,
+    /// First row of the next word to test.
+    next: usize,
+    /// First row of the current word, and its kept rows not handed out yet as bits.
+    base: usize,
+    bits: u64,
+}
+
+/// Bit `j` set where `block[j]` (at most 64 rows) has every bit of `all` under `mask`.
+///
+/// The tests first as 64 bytes of 0 or 1 (a loop the compiler turns into vector
+/// compares), then each eight of them gathered into a byte by one multiplication: byte
+/// `i` of the word lands on bit `56 + i` of the product, and no two partial products
+/// meet, so nothing carries into the top byte.
+#[inline]
+fn kept_bits(block: &[u32], mask: u32, all: u32) -> u64 {
+    let mut tests = [0u8; 64];
+    for (t, &f) in tests.iter_mut().zip(block) {
+        *t = u8::from(f & mask == all);
+    }
+    tests
+        .chunks_exact(8)
+        .enumerate()
+        .fold(0, |bits, (k, eight)| {
+            let word = u64::from_le_bytes(eight.try_into().expect("eight bytes"));
+            bits | ((word.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * k))
+        })
+}
+
+impl Kept<'_> {
+    /// Tests the next words until one keeps a row; false at the end of the rows.
+    #[inline(never)]
+    fn refill(&mut self) -> bool {
+        while self.bits == 0 {
+            let from = self.next;
+            if from >= self.facts.len() {
+                return false;
+            }
+            let to = self.facts.len().min(from + 64);
+            (self.base, self.next) = (from, to);
+            self.bits = kept_bits(&self.facts[from..to], self.mask, self.all);
+        }
+        true
+    }
 }
 
 impl Iterator for Kept<'_> {
@@ -476,27 +520,11 @@ impl Iterator for Kept<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<usize> {
-        while self.at == self.n {
-            let from = self.next_block;
-            if from >= self.facts.len() {
-                return None;
-            }
-            let block = &self.facts[from..self.facts.len().min(from + KEPT_BLOCK)];
-            (self.block, self.next_block) = (from, from + block.len());
-            // Each row's offset is written, and the count advances only for a kept one.
-            // The loop works on locals (writes to `self.rows` would make the compiler
-            // reload `self.mask` and `self.all` for every row), and the count, never
-            // past the row's offset, is masked rather than bounds-checked.
-            let (mask, all, rows) = (self.mask, self.all, &mut self.rows);
-            let mut n = 0;
-            for (j, &f) in block.iter().enumerate() {
-                rows[n & (KEPT_BLOCK - 1)] = j as u16;
-                n += usize::from(f & mask == all);
-            }
-            (self.n, self.at) = (n, 0);
+        if self.bits == 0 && !self.refill() {
+            return None;
         }
-        let row = self.block + usize::from(self.rows[self.at]);
-        self.at += 1;
+        let row = self.base + self.bits.trailing_zeros() as usize;
+        self.bits &= self.bits - 1;
         Some(row)
     }
 }
@@ -550,7 +578,7 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
         std::array::from_fn(|_| Vec::with_capacity(n));
     let (ingress, egress) = (make_view(b"ingress", 0, 0), make_view(b"egress", 0, 0));
     let mut facts: Vec<u32> = Vec::with_capacity(n);
-    let mut svc: Vec<Option<i32>> = Vec::with_capacity(n);
+    let mut svc: Vec<i32> = Vec::with_capacity(n);
     let mut start: Vec<Cow<'a, [i64]>> = Vec::with_capacity(batches.len());
     let mut bytes: Vec<Cow<'a, [i64]>> = Vec::with_capacity(batches.len());
     let (accept_view, reject_view) = (make_view(b"ACCEPT", 0, 0), make_view(b"REJECT", 0, 0));
@@ -593,7 +621,7 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
         let rows = batch.num_rows();
         // Written in place over zipped slices: no bounds or capacity checks per row.
         facts.resize(first + rows, 0);
-        svc.resize(first + rows, None);
+        svc.resize(first + rows, NULL32);
         let inputs = proto.iter().zip(&*flags).zip(&*sport).zip(&*dport);
         let outputs = facts[first..].iter_mut().zip(&mut svc[first..]);
         for ((((&p, &f), &sp), &dp), (&pk, (fact_out, svc_out))) in
@@ -618,21 +646,19 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
         // ACCEPT and REJECT are inline views: equal views, equal text.
         let action = strs(batch, flows::col::ACTION)?;
         let views = action.views();
-        let action_bits = |i: usize| {
-            let v = views[i];
-            if v == accept_view {
-                fact::ACCEPT
-            } else if v == reject_view {
-                fact::REJECT
-            } else {
-                0
-            }
+        // Without a branch (vector compares), as the facts above.
+        let action_bits = |v: u128| {
+            (u32::from(v == accept_view) * fact::ACCEPT)
+                | (u32::from(v == reject_view) * fact::REJECT)
         };
         match action.nulls() {
-            None => (0..rows).for_each(|i| batch_facts[i] |= action_bits(i)),
+            None => batch_facts
+                .iter_mut()
+                .zip(views)
+                .for_each(|(f, &v)| *f |= action_bits(v)),
             Some(n) => n
                 .valid_indices()
-                .for_each(|i| batch_facts[i] |= action_bits(i)),
+                .for_each(|i| batch_facts[i] |= action_bits(views[i])),
         }
         set_where_valid(
             batch_facts,
@@ -718,7 +744,7 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
                 || hit(&psrc, cidr_hit, i)
                 || hit(&pdst, cidr_hit, i)
                 || hit(&eni, eni_hit, i)
-                || svc[i].is_some_and(|p| allow.ports.contains(&(p as u16)));
+                || (svc[i] != NULL32 && allow.ports.contains(&(svc[i] as u16)));
             if allowed {
                 *f |= fact::ALLOWED;
             }
@@ -733,7 +759,7 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
         eni,
         start,
         bytes,
-        svc_port: svc,
+        svc,
         facts,
     })
 }
@@ -879,6 +905,42 @@ fn list_has(list: &ListArray, i: usize, needle: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// Every row's service port.
+    fn svc_ports(rows: &FlowRows<'_>) -> Vec<Option<i32>> {
+        (0..rows.len()).map(|i| rows.svc_port(i)).collect()
+    }
+
+    /// The responder heuristic as first written, with branches: the branch-free one
+    /// must agree with it.
+    fn is_response_reference(protocol: i32, flags: i32, sport: i32, dport: i32) -> bool {
+        if protocol == 6 {
+            if flags & 0x12 == 0x12 {
+                return true;
+            }
+            if flags & 0x02 != 0 {
+                return false;
+            }
+        }
+        sport > 0
+            && dport > 0
+            && ((sport <= 1024 && dport > 1024) || (sport < 32768 && dport >= 32768))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn responder_direction_without_branches(
+            protocol in proptest::prop_oneof![proptest::strategy::Just(6), proptest::strategy::Just(17), proptest::strategy::Just(1), proptest::strategy::Just(NULL32), proptest::prelude::any::<i32>()],
+            flags in proptest::prop_oneof![0..64i32, proptest::strategy::Just(NULL32), proptest::prelude::any::<i32>()],
+            sport in proptest::prop_oneof![-2..70000i32, proptest::strategy::Just(NULL32)],
+            dport in proptest::prop_oneof![-2..70000i32, proptest::strategy::Just(NULL32)],
+        ) {
+            proptest::prop_assert_eq!(
+                is_response(protocol, flags, sport, dport),
+                is_response_reference(protocol, flags, sport, dport)
+            );
+        }
+    }
+
     #[test]
     fn responder_direction() {
         // SYN-ACK seen: responder.
@@ -980,7 +1042,7 @@ mod tests {
         assert_eq!(window(&rows, 2, 300), None);
         assert_eq!(*rows.bytes, [100, 100, 0, 60]);
         // Row 1 answers (SYN-ACK): its service port is its source port.
-        assert_eq!(rows.svc_port, [Some(443), Some(443), None, Some(22)]);
+        assert_eq!(svc_ports(&rows), [Some(443), Some(443), None, Some(22)]);
         use fact::*;
         assert_eq!(
             rows.facts,
@@ -1106,8 +1168,8 @@ mod tests {
             flow_rows(&v5, &mut b).unwrap(),
         );
         assert_eq!(r2.facts, r5.facts);
-        assert_eq!(r2.svc_port, r5.svc_port);
-        assert_eq!(r2.svc_port, [Some(443), Some(443), None, None, Some(53)]);
+        assert_eq!(svc_ports(&r2), svc_ports(&r5));
+        assert_eq!(svc_ports(&r2), [Some(443), Some(443), None, None, Some(53)]);
         use fact::*;
         // One packet, no flags: short. NODATA: no fact. A null destination port: no
         // service port, and the null packet count is not short.
@@ -1140,7 +1202,7 @@ mod tests {
                 eni: Vec::new(),
                 start: Cow::Owned(Vec::new()),
                 bytes: Cow::Owned(Vec::new()),
-                svc_port: Vec::new(),
+                svc: Vec::new(),
                 facts: facts.clone(),
             };
             let want: Vec<usize> = (0..facts.len())
