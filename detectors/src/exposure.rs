@@ -20,6 +20,7 @@ use crate::Result;
 use crate::config::{Config, ExposureConfig};
 use crate::detector::{Chunk, Detector, state_methods};
 use crate::inventory::Inventory;
+use crate::ports::PortSet;
 use crate::prepare::{WindowOf, fact};
 use crate::render;
 use crate::rows::slot;
@@ -111,6 +112,8 @@ impl Class {
 
 pub struct Exposure {
     cfg: ExposureConfig,
+    /// `cfg.public_ports`, tested per row.
+    public_ports: PortSet,
     state: State,
 }
 
@@ -118,6 +121,7 @@ impl Exposure {
     pub fn new(cfg: &Config) -> Self {
         Exposure {
             cfg: cfg.public_exposure.clone(),
+            public_ports: PortSet::new(&cfg.public_exposure.public_ports),
             state: State::default(),
         }
     }
@@ -300,9 +304,7 @@ impl Detector for Exposure {
                 | fact::OTHER_DIRECTION,
             |i| {
                 let port = rows.svc_port(i);
-                if skip_public_ports
-                    && port.is_none_or(|p| self.cfg.public_ports.contains(&(p as u16)))
-                {
+                if skip_public_ports && port.is_none_or(|p| self.public_ports.contains(p)) {
                     return None;
                 }
                 let (dst, eni, src) = (rows.pdst[i], rows.eni[i], rows.src[i]);
@@ -323,7 +325,7 @@ impl Detector for Exposure {
             {
                 continue;
             }
-            let public_port = self.cfg.public_ports.contains(&(p as u16));
+            let public_port = self.public_ports.contains(p);
             if self.class(d, p).is_none()
                 || (public_port && !self.cfg.private_cidrs.contains_str(d))
             {

@@ -31,6 +31,7 @@ mod cross_az;
 mod exfiltration;
 mod exposure;
 mod lateral;
+mod ports;
 mod render;
 mod rows;
 mod scraping;
