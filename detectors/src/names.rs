@@ -36,35 +36,46 @@ const CACHE_BITS: u32 = 12;
 /// Texts up to this many bytes are their own cache key ([`short_key`]).
 const SHORT: usize = 15;
 
+/// Slots of the view cache.
+const SLOTS: usize = 1 << CACHE_BITS;
+
 #[derive(Debug, Clone, Copy)]
 struct Cached {
     /// A [`short_key`] (`array` 0), else a view of array `array`.
     key: u128,
-    /// [`NONE`]: an empty slot (whose key, all zeros, is also the empty string's).
     code: u32,
     /// Which array the view belongs to (views of long strings mean nothing elsewhere);
     /// 0: a short key, the text itself in any array.
     array: u32,
 }
 
-impl Default for Cached {
-    fn default() -> Self {
-        Cached {
-            key: 0,
-            code: NONE,
-            array: 0,
-        }
-    }
+impl Cached {
+    /// An empty slot: no short key is all ones (its low 32 bits are an inline length
+    /// of at most 12, or its low byte a length of 13 to 15), and no view belongs to
+    /// array 0, so no probe finds it.
+    const EMPTY: Cached = Cached {
+        key: u128::MAX,
+        code: NONE,
+        array: 0,
+    };
 }
 
-/// The cache key of a text of at most [`SHORT`] bytes: the bytes, zero-padded, with
-/// the length in the last byte — equal keys, equal text.
+/// The cache key of a text of at most [`SHORT`] bytes — equal keys, equal text: for
+/// at most 12 bytes its inline view (the length in the low 32 bits, the bytes above,
+/// zero-padded), so that an inline view is its own key; for 13 to 15 bytes the length
+/// in the low byte and the bytes above it (a low byte of 13 to 15 is no inline view's:
+/// their low 32 bits are at most 12).
 #[inline]
 fn short_key(text: &[u8]) -> u128 {
     debug_assert!(text.len() <= SHORT);
     let mut b = [0u8; 16];
-    b[..text.len()].copy_from_slice(text);
-    b[15] = text.len() as u8;
+    if text.len() <= MAX_INLINE_VIEW_LEN as usize {
+        b[4..4 + text.len()].copy_from_slice(text);
+        b[..4].copy_from_slice(&(text.len() as u32).to_le_bytes());
+    } else {
+        b[1..1 + text.len()].copy_from_slice(text);
+        b[0] = text.len() as u8;
+    }
     u128::from_le_bytes(b)
 }
 
@@ -80,19 +91,13 @@ fn long_short_key(a: &StringViewArray, view: u128) -> u128 {
     match buffer.get(at..at + 16) {
         Some(b) => {
             let bytes = u128::from_le_bytes(b.try_into().expect("16 bytes"));
-            let text = bytes & ((1u128 << (8 * len)) - 1);
-            text | ((len as u128) << 120)
+            // The text's bytes moved up a byte (the 16th, beyond a 15-byte text, falls
+            // off the top), the length below them.
+            let text = (bytes << 8) & (u128::MAX >> (8 * (SHORT - len)));
+            text | len as u128
         }
         None => short_key(&buffer[at..at + len]),
     }
-}
-
-/// [`short_key`] of an inline view's text (length at most 12), from the view alone:
-/// its bytes 4..16 are the text (the padding zero, as Arrow writes it; a view with
-/// other padding gets another key, which only misses).
-#[inline]
-fn inline_key(view: u128) -> u128 {
-    (view >> 32) | (u128::from(view as u32) << 120)
 }
 
 /// Epochs of every `Names` of the process: a code means something only under the
@@ -112,9 +117,8 @@ pub struct Names {
     /// Codes by their text's hash.
     index: HashTable<u32>,
     hasher: PlRandomState,
-    /// The view cache, allocated by the first column coded: a run without one (WAF)
-    /// needs none.
-    cache: Box<[Cached]>,
+    /// The view cache (a fixed size: slots are indexed without a bounds check).
+    cache: Box<[Cached; SLOTS]>,
     /// Number of arrays interned so far (`Cached::array` of the current one).
     arrays: u32,
     epoch: u64,
@@ -127,7 +131,7 @@ impl Default for Names {
             ends: Vec::new(),
             index: HashTable::new(),
             hasher: PlRandomState::default(),
-            cache: Box::default(),
+            cache: Box::new([Cached::EMPTY; SLOTS]),
             arrays: 0,
             epoch: next_epoch(),
         }
@@ -179,7 +183,7 @@ impl Names {
         self.text.clear();
         self.ends.clear();
         self.index.clear();
-        self.cache.fill(Cached::default());
+        self.cache.fill(Cached::EMPTY);
         self.arrays = 0;
         self.epoch = next_epoch();
     }
@@ -239,7 +243,7 @@ impl Names {
         self.arrays = self.arrays.wrapping_add(1);
         if self.arrays == 0 {
             // Wrapped: forget every cached view rather than mistake an old one.
-            self.cache.fill(Cached::default());
+            self.cache.fill(Cached::EMPTY);
             self.arrays = 1;
         }
         let array = self.arrays;
@@ -250,9 +254,6 @@ impl Names {
                 None => out.resize(out.len() + a.len(), NONE),
             }
             return;
-        }
-        if self.cache.is_empty() {
-            self.cache = vec![Cached::default(); 1 << CACHE_BITS].into_boxed_slice();
         }
         let nulls = a.nulls();
         if nulls.is_none() && base.is_none() {
@@ -294,7 +295,8 @@ impl Names {
     fn code_of(&mut self, a: &StringViewArray, i: usize, view: u128, array: u32) -> u32 {
         let len = view as u32 as usize;
         let (key, array) = if len <= MAX_INLINE_VIEW_LEN as usize {
-            (inline_key(view), 0)
+            // An inline view is its text: its own key, in any array.
+            (view, 0)
         } else if len <= SHORT {
             (long_short_key(a, view), 0)
         } else {
@@ -302,7 +304,7 @@ impl Names {
         };
         let h = slot(key);
         let hit = self.cache[h];
-        if hit.key == key && hit.code != NONE && hit.array == array {
+        if hit.key == key && hit.array == array {
             hit.code
         } else {
             self.miss(a, i, h, key, array)
@@ -359,11 +361,8 @@ mod tests {
         let a = StringViewArray::from(vec![Some("10.0.0.1"), None, Some(long), Some(long)]);
         let b = StringViewArray::from(vec![Some(long), Some("10.0.0.1"), None, Some("x")]);
         let mut names = Names::default();
-        // No cache until a column with values is coded (WAF chunks code none).
         names.append_codes(&none, &mut Vec::new());
-        assert!(names.cache.is_empty());
         let ca = names.codes(&a);
-        assert_eq!(names.cache.len(), 1 << CACHE_BITS);
         let cb = names.codes(&b);
         assert_eq!(
             ca.iter().collect::<Vec<_>>(),
@@ -386,10 +385,24 @@ mod tests {
     fn an_inline_view_and_its_text_have_one_key() {
         for text in ["", "1", "10.0.0.1", "203.0.113.25"] {
             let view = arrow::array::builder::make_view(text.as_bytes(), 0, 0);
-            assert_eq!(inline_key(view), short_key(text.as_bytes()), "{text}");
+            assert_eq!(view, short_key(text.as_bytes()), "{text}");
         }
         // The length tells texts apart whose bytes are a prefix of another's.
         assert_ne!(short_key(b"10.0.0.1"), short_key(b"10.0.0.1\0"));
+    }
+
+    proptest! {
+        // Equal keys, equal text, across the inline and the 13-to-15-byte forms.
+        #[test]
+        fn short_keys_tell_texts_apart(
+            a in proptest::collection::vec(any::<u8>(), 0..=SHORT),
+            b in proptest::collection::vec(any::<u8>(), 0..=SHORT),
+        ) {
+            prop_assert_eq!(short_key(&a) == short_key(&b), a == b);
+            if a.len() <= MAX_INLINE_VIEW_LEN as usize {
+                prop_assert_eq!(short_key(&a), arrow::array::builder::make_view(&a, 0, 0));
+            }
+        }
     }
 
     #[test]
