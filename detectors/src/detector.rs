@@ -268,6 +268,14 @@ impl Registry {
             let projected = batch
                 .project(&columns)
                 .map_err(|e| Error::Schema(e.to_string()))?;
+            // A batch that would take the pending ones past a chunk starts the next:
+            // an object's short last batch is prepared alone rather than copied into
+            // one chunk with the next object's first (chunks of one batch are
+            // prepared from the batch's own buffers).
+            let pending: usize = self.pending_flows.iter().map(RecordBatch::num_rows).sum();
+            if pending > 0 && pending + projected.num_rows() > CHUNK_ROWS {
+                self.drain(kind)?;
+            }
             self.pending_flows.push(projected);
             let rows: usize = self.pending_flows.iter().map(RecordBatch::num_rows).sum();
             if rows >= CHUNK_ROWS {

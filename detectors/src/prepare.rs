@@ -646,19 +646,23 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
         // ACCEPT and REJECT are inline views: equal views, equal text.
         let action = strs(batch, flows::col::ACTION)?;
         let views = action.views();
-        // Without a branch (vector compares), as the facts above.
-        let action_bits = |v: u128| {
-            (u32::from(v == accept_view) * fact::ACCEPT)
-                | (u32::from(v == reject_view) * fact::REJECT)
+        // Without a branch, each view as four 32-bit words (vector compares; a
+        // 128-bit compare is two scalar ones).
+        let words = |v: u128| std::array::from_fn::<u32, 4, _>(|k| (v >> (32 * k)) as u32);
+        let (accept, reject) = (words(accept_view), words(reject_view));
+        let action_bits = |w: &[u32]| {
+            let is = |x: [u32; 4]| (0..4).fold(true, |same, k| same & (w[k] == x[k]));
+            (u32::from(is(accept)) * fact::ACCEPT) | (u32::from(is(reject)) * fact::REJECT)
         };
+        let view_words: &[u32] = views.inner().typed_data();
         match action.nulls() {
             None => batch_facts
                 .iter_mut()
-                .zip(views)
-                .for_each(|(f, &v)| *f |= action_bits(v)),
+                .zip(view_words.chunks_exact(4))
+                .for_each(|(f, w)| *f |= action_bits(w)),
             Some(n) => n
                 .valid_indices()
-                .for_each(|i| batch_facts[i] |= action_bits(views[i])),
+                .for_each(|i| batch_facts[i] |= action_bits(&view_words[4 * i..4 * i + 4])),
         }
         set_where_valid(
             batch_facts,
