@@ -633,7 +633,7 @@ impl Detector for Exfiltration {
             forbid | fact::INGRESS | fact::OTHER_DIRECTION,
         );
         for i in kept {
-            let (entity, peer) = (rows.psrc[i], rows.pdst[i]);
+            let (entity, peer) = (rows.psrc(i), rows.pdst(i));
             if entity == NONE || peer == NONE {
                 continue;
             }

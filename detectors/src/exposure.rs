@@ -307,7 +307,7 @@ impl Detector for Exposure {
                 if skip_public_ports && port.is_none_or(|p| self.public_ports.contains(p)) {
                     return None;
                 }
-                let (dst, eni, src) = (rows.pdst[i], rows.eni[i], rows.src[i]);
+                let (dst, eni, src) = (rows.pdst(i), rows.eni[i], rows.src[i]);
                 Some((window.of(rows.start(i)?), dst, port.unwrap_or(0), eni, src))
             },
             |acc: &mut (u64, u64), i| {

@@ -337,13 +337,15 @@ impl FlowNames {
 pub struct FlowRows<'a> {
     /// The run's names, which the code columns index.
     lex: &'a FlowNames,
-    /// Codes of `srcaddr`, `dstaddr`, the packet-level addresses (`pkt_*`, else the
-    /// plain ones) and `interface_id` ([`NONE`] for a null).
+    /// Codes of `srcaddr`, `dstaddr` and `interface_id` ([`NONE`] for a null).
     pub src: Vec<u32>,
     pub dst: Vec<u32>,
-    pub psrc: Vec<u32>,
-    pub pdst: Vec<u32>,
     pub eni: Vec<u32>,
+    /// Codes of the packet-level addresses (`pkt_*`, else the plain ones), read
+    /// through [`FlowRows::psrc`] and [`FlowRows::pdst`]: empty where the chunk has
+    /// none (default-format logs), whose codes are then `src` and `dst`.
+    psrc: Vec<u32>,
+    pdst: Vec<u32>,
     /// `start` (unix seconds) where [`fact::NO_START`] is clear (read through
     /// [`FlowRows::start`]); the batch's own buffer when the chunk is one batch.
     start: Cow<'a, [i64]>,
@@ -444,6 +446,28 @@ impl<'a> FlowRows<'a> {
             }
         }
         groups
+    }
+
+    /// The code of row `i`'s packet-level source address (`pkt_srcaddr`, else
+    /// `srcaddr`).
+    #[inline]
+    pub fn psrc(&self, i: usize) -> u32 {
+        if self.psrc.is_empty() {
+            self.src[i]
+        } else {
+            self.psrc[i]
+        }
+    }
+
+    /// The code of row `i`'s packet-level destination address (`pkt_dstaddr`, else
+    /// `dstaddr`).
+    #[inline]
+    pub fn pdst(&self, i: usize) -> u32 {
+        if self.pdst.is_empty() {
+            self.dst[i]
+        } else {
+            self.pdst[i]
+        }
     }
 
     /// The service port of row `i`'s connection (`dstport`, or `srcport` for a
@@ -574,17 +598,25 @@ impl WindowOf {
 pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Result<FlowRows<'a>> {
     let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let names = &mut lex.names;
-    let [mut src, mut dst, mut psrc, mut pdst, mut eni] =
-        std::array::from_fn(|_| Vec::with_capacity(n));
+    // No batch has packet-level addresses (their columns null throughout): their
+    // codes are the interface-level ones, and are not copied.
+    let mut pkt_copied = true;
+    for batch in batches {
+        for c in [flows::col::PKT_SRCADDR, flows::col::PKT_DSTADDR] {
+            let a = strs(batch, c)?;
+            pkt_copied &= a.null_count() == a.len();
+        }
+    }
+    let pkt_rows = if pkt_copied { 0 } else { n };
+    let [mut src, mut dst, mut eni] = std::array::from_fn(|_| Vec::with_capacity(n));
+    let [mut psrc, mut pdst] = std::array::from_fn(|_| Vec::with_capacity(pkt_rows));
     let (ingress, egress) = (make_view(b"ingress", 0, 0), make_view(b"egress", 0, 0));
     let mut facts: Vec<u32> = Vec::with_capacity(n);
     let mut svc: Vec<i32> = Vec::with_capacity(n);
     let mut start: Vec<Cow<'a, [i64]>> = Vec::with_capacity(batches.len());
     let mut bytes: Vec<Cow<'a, [i64]>> = Vec::with_capacity(batches.len());
     let (accept_view, reject_view) = (make_view(b"ACCEPT", 0, 0), make_view(b"REJECT", 0, 0));
-    // Every batch's packet-level addresses are null throughout (copies of the
-    // interface-level codes), and the rows of a batch to judge again for nulls.
-    let mut pkt_copied = true;
+    // The rows of a batch to judge again for nulls.
     let mut fix = Vec::new();
     for batch in batches {
         let first = src.len();
@@ -594,15 +626,16 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
         );
         names.append_codes(s, &mut src);
         names.append_codes(d, &mut dst);
-        // A null packet-level address is the interface-level one.
-        let (ps, pd) = (
-            strs(batch, flows::col::PKT_SRCADDR)?,
-            strs(batch, flows::col::PKT_DSTADDR)?,
-        );
-        names.append_codes_or(ps, s, &src[first..], &mut psrc);
-        names.append_codes_or(pd, d, &dst[first..], &mut pdst);
+        if !pkt_copied {
+            // A null packet-level address is the interface-level one.
+            let (ps, pd) = (
+                strs(batch, flows::col::PKT_SRCADDR)?,
+                strs(batch, flows::col::PKT_DSTADDR)?,
+            );
+            names.append_codes_or(ps, s, &src[first..], &mut psrc);
+            names.append_codes_or(pd, d, &dst[first..], &mut pdst);
+        }
         names.append_codes(strs(batch, flows::col::INTERFACE_ID)?, &mut eni);
-        pkt_copied &= ps.null_count() == ps.len() && pd.null_count() == pd.len();
         // Facts, column by column over plain slices; the rows where some of these
         // columns are null are judged again below, with nulls as sentinels.
         let columns = (
@@ -742,11 +775,16 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
         let hit = |codes: &[u32], table: &[bool], i: usize| {
             !table.is_empty() && codes[i] != NONE && table[codes[i] as usize]
         };
+        let (ps, pd) = if pkt_copied {
+            (&src, &dst)
+        } else {
+            (&psrc, &pdst)
+        };
         for (i, f) in facts.iter_mut().enumerate() {
             let allowed = hit(&src, cidr_hit, i)
                 || hit(&dst, cidr_hit, i)
-                || hit(&psrc, cidr_hit, i)
-                || hit(&pdst, cidr_hit, i)
+                || hit(ps, cidr_hit, i)
+                || hit(pd, cidr_hit, i)
                 || hit(&eni, eni_hit, i)
                 || (svc[i] != NULL32 && allow.ports.contains(&(svc[i] as u16)));
             if allowed {
@@ -1172,6 +1210,22 @@ mod tests {
             flow_rows(&v5, &mut b).unwrap(),
         );
         assert_eq!(r2.facts, r5.facts);
+        // The packet-level codes are the interface-level ones, not copied; a chunk
+        // with both kinds of batches has them all.
+        fn pkt_text(r: &FlowRows<'_>) -> Vec<(Option<String>, Option<String>)> {
+            let text = |c: u32| r.name(c).map(str::to_string);
+            (0..r.len())
+                .map(|i| (text(r.psrc(i)), text(r.pdst(i))))
+                .collect()
+        }
+        assert!(r2.psrc.is_empty() && r2.pdst.is_empty());
+        assert_eq!(pkt_text(&r2), pkt_text(&r5));
+        let both = [v2[0].clone(), v5[0].clone()];
+        let mut c = FlowNames::new(Allow::default());
+        let rb = flow_rows(&both, &mut c).unwrap();
+        assert_eq!(rb.psrc.len(), 10);
+        assert_eq!(pkt_text(&rb), [pkt_text(&r2), pkt_text(&r5)].concat());
+        assert_eq!(rb.facts, [r2.facts.clone(), r5.facts.clone()].concat());
         assert_eq!(svc_ports(&r2), svc_ports(&r5));
         assert_eq!(svc_ports(&r2), [Some(443), Some(443), None, None, Some(53)]);
         use fact::*;
