@@ -681,7 +681,13 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
         let views = action.views();
         // Without a branch, each view as four 32-bit words (vector compares; a
         // 128-bit compare is two scalar ones).
-        let words = |v: u128| std::array::from_fn::<u32, 4, _>(|k| (v >> (32 * k)) as u32);
+        // (The words as the views buffer holds them in memory, on any byte order.)
+        let words = |v: u128| {
+            let b = v.to_ne_bytes();
+            std::array::from_fn::<u32, 4, _>(|k| {
+                u32::from_ne_bytes(b[4 * k..4 * k + 4].try_into().expect("4 bytes"))
+            })
+        };
         let (accept, reject) = (words(accept_view), words(reject_view));
         let action_bits = |w: &[u32]| {
             let is = |x: [u32; 4]| (0..4).fold(true, |same, k| same & (w[k] == x[k]));
