@@ -272,13 +272,14 @@ impl Registry {
             // an object's short last batch is prepared alone rather than copied into
             // one chunk with the next object's first (chunks of one batch are
             // prepared from the batch's own buffers).
-            let pending: usize = self.pending_flows.iter().map(RecordBatch::num_rows).sum();
+            let mut pending: usize = self.pending_flows.iter().map(RecordBatch::num_rows).sum();
             if pending > 0 && pending + projected.num_rows() > CHUNK_ROWS {
                 self.drain(kind)?;
+                pending = 0;
             }
+            pending += projected.num_rows();
             self.pending_flows.push(projected);
-            let rows: usize = self.pending_flows.iter().map(RecordBatch::num_rows).sum();
-            if rows >= CHUNK_ROWS {
+            if pending >= CHUNK_ROWS {
                 self.drain(kind)?;
             }
             return Ok(());

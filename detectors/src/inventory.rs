@@ -30,10 +30,10 @@ fn same_text(a: &StringViewArray, i: usize, j: usize) -> bool {
 
 /// Every row holds the same value (no nulls, equal views: equal text within an array).
 ///
-/// The views are read as 32-bit words and their differences from the first view's
-/// or-ed together a block at a time: vector instructions, no branch per view.
+/// The views' 32-bit words' differences from the first view's are or-ed together a
+/// block at a time ([`prepare::view_words`]): no branch per view.
 fn constant(a: &StringViewArray) -> bool {
-    let words: &[u32] = a.views().inner().typed_data();
+    let words = prepare::view_words(a);
     let Some(first) = words.first_chunk::<4>() else {
         return true;
     };

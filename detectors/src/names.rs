@@ -30,7 +30,7 @@ use polars::prelude::PlRandomState;
 /// The code of a null.
 pub const NONE: u32 = u32::MAX;
 
-/// Slots of the view cache (a power of two).
+/// The view cache has `1 << CACHE_BITS` slots.
 const CACHE_BITS: u32 = 12;
 
 /// Texts up to this many bytes are their own cache key ([`short_key`]).

@@ -104,6 +104,20 @@ pub(crate) fn strs<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringV
         .ok_or_else(|| Error::Schema(format!("`{name}` is not Utf8View")))
 }
 
+/// The views of `a` as 32-bit words, four per row, as its buffer holds them: loops
+/// comparing them word by word run on vector instructions, where a 128-bit compare is
+/// two scalar ones.
+pub(crate) fn view_words(a: &StringViewArray) -> &[u32] {
+    a.views().inner().typed_data()
+}
+
+/// The 32-bit words of `view` in the order [`view_words`] gives them (on any byte
+/// order).
+pub(crate) fn words_of(view: u128) -> [u32; 4] {
+    let b = view.to_ne_bytes();
+    std::array::from_fn(|k| u32::from_ne_bytes(b[4 * k..4 * k + 4].try_into().expect("4 bytes")))
+}
+
 fn i32s<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int32Array> {
     column(batch, name)?
         .as_primitive_opt::<Int32Type>()
@@ -452,22 +466,14 @@ impl<'a> FlowRows<'a> {
     /// `srcaddr`).
     #[inline]
     pub fn psrc(&self, i: usize) -> u32 {
-        if self.psrc.is_empty() {
-            self.src[i]
-        } else {
-            self.psrc[i]
-        }
+        packet_level(&self.psrc, &self.src, i)
     }
 
     /// The code of row `i`'s packet-level destination address (`pkt_dstaddr`, else
     /// `dstaddr`).
     #[inline]
     pub fn pdst(&self, i: usize) -> u32 {
-        if self.pdst.is_empty() {
-            self.dst[i]
-        } else {
-            self.pdst[i]
-        }
+        packet_level(&self.pdst, &self.dst, i)
     }
 
     /// The service port of row `i`'s connection (`dstport`, or `srcport` for a
@@ -483,6 +489,13 @@ impl<'a> FlowRows<'a> {
     pub fn start(&self, i: usize) -> Option<i64> {
         (self.facts[i] & fact::NO_START == 0).then(|| self.start[i])
     }
+}
+
+/// Row `i` of a packet-level code column, or of its interface-level one where the
+/// chunk has none (empty).
+#[inline]
+fn packet_level(pkt: &[u32], plain: &[u32], i: usize) -> u32 {
+    if pkt.is_empty() { plain[i] } else { pkt[i] }
 }
 
 /// The rows of a [`FlowRows`] with and without given facts ([`FlowRows::kept`]).
@@ -615,7 +628,8 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
     let mut svc: Vec<i32> = Vec::with_capacity(n);
     let mut start: Vec<Cow<'a, [i64]>> = Vec::with_capacity(batches.len());
     let mut bytes: Vec<Cow<'a, [i64]>> = Vec::with_capacity(batches.len());
-    let (accept_view, reject_view) = (make_view(b"ACCEPT", 0, 0), make_view(b"REJECT", 0, 0));
+    // ACCEPT and REJECT are inline views (equal views, equal text), compared as words.
+    let [accept, reject] = [b"ACCEPT", b"REJECT"].map(|a| words_of(make_view(a, 0, 0)));
     // The rows of a batch to judge again for nulls.
     let mut fix = Vec::new();
     for batch in batches {
@@ -676,24 +690,13 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
             (facts[first + i], svc[first + i]) = record_facts(p, f, sp, dp, pk);
         }
         let batch_facts = &mut facts[first..];
-        // ACCEPT and REJECT are inline views: equal views, equal text.
+        // Compared word by word, without a branch.
         let action = strs(batch, flows::col::ACTION)?;
-        let views = action.views();
-        // Without a branch, each view as four 32-bit words (vector compares; a
-        // 128-bit compare is two scalar ones).
-        // (The words as the views buffer holds them in memory, on any byte order.)
-        let words = |v: u128| {
-            let b = v.to_ne_bytes();
-            std::array::from_fn::<u32, 4, _>(|k| {
-                u32::from_ne_bytes(b[4 * k..4 * k + 4].try_into().expect("4 bytes"))
-            })
-        };
-        let (accept, reject) = (words(accept_view), words(reject_view));
         let action_bits = |w: &[u32]| {
             let is = |x: [u32; 4]| (0..4).fold(true, |same, k| same & (w[k] == x[k]));
             (u32::from(is(accept)) * fact::ACCEPT) | (u32::from(is(reject)) * fact::REJECT)
         };
-        let view_words: &[u32] = views.inner().typed_data();
+        let view_words = view_words(action);
         match action.nulls() {
             None => batch_facts
                 .iter_mut()
@@ -951,6 +954,8 @@ fn list_has(list: &ListArray, i: usize, needle: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::{Just, any};
+
     use super::*;
 
     /// Every row's service port.
@@ -977,10 +982,10 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn responder_direction_without_branches(
-            protocol in proptest::prop_oneof![proptest::strategy::Just(6), proptest::strategy::Just(17), proptest::strategy::Just(1), proptest::strategy::Just(NULL32), proptest::prelude::any::<i32>()],
-            flags in proptest::prop_oneof![0..64i32, proptest::strategy::Just(NULL32), proptest::prelude::any::<i32>()],
-            sport in proptest::prop_oneof![-2..70000i32, proptest::strategy::Just(NULL32)],
-            dport in proptest::prop_oneof![-2..70000i32, proptest::strategy::Just(NULL32)],
+            protocol in proptest::prop_oneof![Just(6), Just(17), Just(1), Just(NULL32), any::<i32>()],
+            flags in proptest::prop_oneof![0..64i32, Just(NULL32), any::<i32>()],
+            sport in proptest::prop_oneof![-2..70000i32, Just(NULL32)],
+            dport in proptest::prop_oneof![-2..70000i32, Just(NULL32)],
         ) {
             proptest::prop_assert_eq!(
                 is_response(protocol, flags, sport, dport),
