@@ -5,29 +5,94 @@
 //! peer or entity seen again costs an integer in its maps rather than a string
 //! allocation, hash and comparison per window.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::hash::BuildHasher;
 
+use hashbrown::HashTable;
 use polars::prelude::PlRandomState;
+
+/// Distinct texts in one arena, numbered in order of first appearance: the owner of
+/// interning for [`Atoms`] and [`crate::names::Names`]. A new text costs a copy into
+/// the arena and an index entry (no allocation of its own).
+#[derive(Debug, Default, Clone)]
+pub struct Texts {
+    /// The texts, one after another; number `n` ends at `ends[n]`.
+    text: String,
+    ends: Vec<usize>,
+    /// Numbers by their text's hash.
+    index: HashTable<u32>,
+    hasher: PlRandomState,
+}
+
+impl Texts {
+    /// The number of `s`, new if it was not seen yet.
+    ///
+    /// # Panics
+    /// 2^32 − 1 distinct texts (`u32::MAX` is no text's number).
+    pub fn id(&mut self, s: &str) -> u32 {
+        let Texts {
+            text,
+            ends,
+            index,
+            hasher,
+        } = self;
+        let h = hasher.hash_one(s);
+        if let Some(&n) = index.find(h, |&n| text_of(text, ends, n) == s) {
+            return n;
+        }
+        let n = u32::try_from(ends.len())
+            .ok()
+            .filter(|n| *n != u32::MAX)
+            .expect("fewer than 2^32 - 1 distinct texts");
+        text.push_str(s);
+        ends.push(text.len());
+        index.insert_unique(h, n, |&n| hasher.hash_one(text_of(text, ends, n)));
+        n
+    }
+
+    /// The text of number `n`.
+    ///
+    /// # Panics
+    /// `n` was not given out (since the last clear).
+    pub fn get(&self, n: u32) -> &str {
+        text_of(&self.text, &self.ends, n)
+    }
+
+    /// Number of distinct texts.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// No text yet.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Forgets every text: numbers start over.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+        self.index.clear();
+    }
+}
+
+/// The text of number `n` in an arena.
+#[inline]
+fn text_of<'t>(text: &'t str, ends: &[usize], n: u32) -> &'t str {
+    let n = n as usize;
+    let start = if n == 0 { 0 } else { ends[n - 1] };
+    &text[start..ends[n]]
+}
 
 /// Distinct texts, numbered in order of first appearance.
 #[derive(Debug, Default, Clone)]
 pub struct Atoms {
-    texts: Vec<Arc<str>>,
-    ids: HashMap<Arc<str>, u32, PlRandomState>,
+    texts: Texts,
 }
 
 impl Atoms {
     /// The id of `text`, new if it was not seen yet.
     pub fn id(&mut self, text: &str) -> u32 {
-        if let Some(&id) = self.ids.get(text) {
-            return id;
-        }
-        let id = u32::try_from(self.texts.len()).expect("fewer than 2^32 distinct texts");
-        let text: Arc<str> = Arc::from(text);
-        self.texts.push(Arc::clone(&text));
-        self.ids.insert(text, id);
-        id
+        self.texts.id(text)
     }
 
     /// The text of `id`.
@@ -35,7 +100,7 @@ impl Atoms {
     /// # Panics
     /// `id` was not given out by these atoms.
     pub fn text(&self, id: u32) -> &str {
-        &self.texts[id as usize]
+        self.texts.get(id)
     }
 
     /// Number of distinct texts.

@@ -20,12 +20,11 @@
 //! array an equal view is equal text (its buffer, offset and length), and the decoders
 //! give a repeated value the view of its first copy. Only a miss hashes the text.
 
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{Array, MAX_INLINE_VIEW_LEN, StringViewArray};
-use hashbrown::HashTable;
-use polars::prelude::PlRandomState;
+
+use crate::atoms::Texts;
 
 /// The code of a null.
 pub const NONE: u32 = u32::MAX;
@@ -111,12 +110,8 @@ fn next_epoch() -> u64 {
 /// Distinct strings, numbered in order of first appearance (since the last clear).
 #[derive(Debug)]
 pub struct Names {
-    /// The strings, one after another; code `c` ends at `ends[c]`.
-    text: String,
-    ends: Vec<usize>,
-    /// Codes by their text's hash.
-    index: HashTable<u32>,
-    hasher: PlRandomState,
+    /// The strings, numbered by their codes.
+    texts: Texts,
     /// The view cache (a fixed size: slots are indexed without a bounds check).
     cache: Box<[Cached; SLOTS]>,
     /// Number of arrays interned so far (`Cached::array` of the current one).
@@ -127,10 +122,7 @@ pub struct Names {
 impl Default for Names {
     fn default() -> Self {
         Names {
-            text: String::new(),
-            ends: Vec::new(),
-            index: HashTable::new(),
-            hasher: PlRandomState::default(),
+            texts: Texts::default(),
             cache: Box::new([Cached::EMPTY; SLOTS]),
             arrays: 0,
             epoch: next_epoch(),
@@ -144,31 +136,23 @@ fn slot(key: u128) -> usize {
     (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - CACHE_BITS)) as usize
 }
 
-/// The text of `code` in an arena.
-#[inline]
-fn text_of<'t>(text: &'t str, ends: &[usize], code: u32) -> &'t str {
-    let c = code as usize;
-    let start = if c == 0 { 0 } else { ends[c - 1] };
-    &text[start..ends[c]]
-}
-
 impl Names {
     /// The text of `code`.
     ///
     /// # Panics
     /// `code` was not given out by this `Names` (since its last clear).
     pub fn get(&self, code: u32) -> &str {
-        text_of(&self.text, &self.ends, code)
+        self.texts.get(code)
     }
 
     /// Number of distinct strings.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.texts.len()
     }
 
     /// Nothing interned yet.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.texts.is_empty()
     }
 
     /// Identifies these names and their codes: different for every `Names` of the
@@ -180,9 +164,7 @@ impl Names {
 
     /// Forgets every string: codes start over, under a new epoch.
     pub fn clear(&mut self) {
-        self.text.clear();
-        self.ends.clear();
-        self.index.clear();
+        self.texts.clear();
         self.cache.fill(Cached::EMPTY);
         self.arrays = 0;
         self.epoch = next_epoch();
@@ -190,25 +172,7 @@ impl Names {
 
     /// The code of `s`, new if it was not seen yet.
     pub fn intern(&mut self, s: &str) -> u32 {
-        let Names {
-            text,
-            ends,
-            index,
-            hasher,
-            ..
-        } = self;
-        let h = hasher.hash_one(s);
-        if let Some(&c) = index.find(h, |&c| text_of(text, ends, c) == s) {
-            return c;
-        }
-        let c = u32::try_from(ends.len())
-            .ok()
-            .filter(|c| *c != NONE)
-            .expect("fewer than 2^32 - 1 distinct strings");
-        text.push_str(s);
-        ends.push(text.len());
-        index.insert_unique(h, c, |&c| hasher.hash_one(text_of(text, ends, c)));
-        c
+        self.texts.id(s)
     }
 
     /// Appends the code of every row of `a` to `out` ([`NONE`] for a null).
