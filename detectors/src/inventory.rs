@@ -49,6 +49,45 @@ fn constant(a: &StringViewArray) -> bool {
         })
 }
 
+/// Bit `i % 64` of word `i / 64` set where row `i` of every array of `fields` holds
+/// what row `i - 1` holds (the same text, or null again): equal views, as within an
+/// array equal views are equal text, and a zero view (null or empty) only with the
+/// same validity. Row 0 is never a repeat.
+///
+/// Tested a block of 64 rows at a time ([`prepare::bits_of`]): no branch per row.
+fn repeats(fields: &[&StringViewArray], rows: usize) -> Vec<u64> {
+    let mut bits = vec![0; rows.div_ceil(64)];
+    for (b, out) in bits.iter_mut().enumerate() {
+        let (from, to) = ((b * 64).max(1), rows.min(b * 64 + 64));
+        if from >= to {
+            continue;
+        }
+        let mut tests = [0u8; 64];
+        let tests_in = &mut tests[from - b * 64..to - b * 64];
+        tests_in.fill(1);
+        for a in fields {
+            let pairs = a.views()[from - 1..to].windows(2);
+            match a.nulls() {
+                None => {
+                    for (t, w) in tests_in.iter_mut().zip(pairs) {
+                        *t &= u8::from(w[1] == w[0]);
+                    }
+                }
+                // A zero view is a null's or an empty text's: the same only with
+                // the same validity.
+                Some(nulls) => {
+                    for (i, (t, w)) in (from..).zip(tests_in.iter_mut().zip(pairs)) {
+                        let valid = nulls.is_valid(i) == nulls.is_valid(i - 1);
+                        *t &= u8::from((w[1] == w[0]) & ((w[1] != 0) | valid));
+                    }
+                }
+            }
+        }
+        *out = prepare::bits_of(&tests);
+    }
+    bits
+}
+
 /// Instance, subnet, VPC, AZ, account and region of one interface, borrowed.
 type Fields<'a> = [Option<&'a str>; 6];
 
@@ -218,16 +257,25 @@ impl Inventory {
             // interface teaches nothing new when no field varies through the batch
             // (interfaces log runs of records; in default-format logs, whose
             // instance, subnet and AZ fields are absent, no field varies).
+            // Rows whose varying fields all repeat the row before's: a record of the
+            // same interface as the row before teaches nothing new either (instance,
+            // subnet and AZ go with the interface, so v5 logs have such runs).
+            let varying_fields: Vec<&StringViewArray> =
+                varying.iter().map(|&k| fields[k]).collect();
+            let steady = repeats(&varying_fields, batch.num_rows());
             let mut prev = NONE;
             for i in 0..batch.num_rows() {
                 let r = row;
                 row += 1;
                 let e = rows.eni[r];
                 if e == NONE {
+                    // The next row's interface is not the row before's.
+                    prev = NONE;
                     continue;
                 }
-                if e == prev && varying.is_empty() {
-                    // Only its own address, below.
+                if e == prev && steady[i / 64] & (1 << (i % 64)) != 0 {
+                    // Only its own address, below. (The interface's last record
+                    // stays the row before, whose varying fields are this row's.)
                 } else if at[e as usize] == UNSET {
                     at[e as usize] = metas.len() as u32;
                     metas.push((e, fields.map(|f| get(f, i)), (b, i)));
@@ -429,6 +477,67 @@ mod tests {
         // No interface: nothing learned.
         "5 111 - 10.0.7.7 10.0.2.6 40004 443 6 1 100 1 2 ACCEPT OK egress i-4 subnet-2 vpc-1 use1-az3 us-east-1",
     ];
+
+    proptest::proptest! {
+        // A row repeats the row before where every field holds its text again, or
+        // is null again.
+        #[test]
+        fn repeats_are_rows_whose_fields_hold_the_row_befores_text(
+            rows in proptest::collection::vec(
+                proptest::collection::vec(0usize..5, 2),
+                0..200,
+            ),
+            fields in 1usize..=2,
+        ) {
+            let texts = [None, Some(""), Some("i-1"), Some("subnet-0123456789abcdef0"), Some("subnet-0123456789abcdef1")];
+            let arrays: Vec<StringViewArray> = (0..fields)
+                .map(|k| {
+                    let mut b = arrow::array::builder::StringViewBuilder::new()
+                        .with_deduplicate_strings();
+                    for row in &rows {
+                        b.append_option(texts[row[k]]);
+                    }
+                    b.finish()
+                })
+                .collect();
+            let refs: Vec<&StringViewArray> = arrays.iter().collect();
+            let bits = repeats(&refs, rows.len());
+            proptest::prop_assert_eq!(bits.len(), rows.len().div_ceil(64));
+            for i in 0..rows.len() {
+                let want = i > 0 && (0..fields).all(|k| texts[rows[i][k]] == texts[rows[i - 1][k]]);
+                proptest::prop_assert_eq!(bits[i / 64] & (1 << (i % 64)) != 0, want, "row {}", i);
+            }
+        }
+
+        // Learning a batch at once (runs of an interface's records skipped) equals
+        // learning each of its records on its own and merging.
+        #[test]
+        fn a_batch_teaches_what_its_records_teach_one_by_one(
+            rows in proptest::collection::vec((0usize..3, 0usize..3, 0usize..3, 0usize..2), 1..60),
+        ) {
+            let enis = ["eni-0a", "eni-0b", "-"];
+            let instances = ["-", "i-1", "i-0123456789abcdef0"];
+            let subnets = ["subnet-1", "subnet-0123456789abcdef0", "-"];
+            let lines: Vec<String> = rows
+                .iter()
+                .map(|&(e, i, s, dir)| {
+                    format!(
+                        "5 111 {} 10.0.1.{e} 10.0.2.6 40000 443 6 1 100 1 2 ACCEPT OK {} {} {} vpc-1 use1-az1 us-east-1",
+                        enis[e],
+                        ["egress", "ingress"][dir],
+                        instances[i],
+                        subnets[s],
+                    )
+                })
+                .collect();
+            let all: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let mut one_by_one = Inventory::default();
+            for line in &all {
+                one_by_one.merge(learned(&[line]));
+            }
+            proptest::prop_assert_eq!(learned(&all), one_by_one);
+        }
+    }
 
     #[test]
     fn a_column_is_constant_when_every_view_is_the_first() {

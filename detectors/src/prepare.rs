@@ -526,6 +526,13 @@ fn kept_bits(block: &[u32], mask: u32, all: u32) -> u64 {
     for (t, &f) in tests.iter_mut().zip(block) {
         *t = u8::from(f & mask == all);
     }
+    bits_of(&tests)
+}
+
+/// Bit `j` set where `tests[j]` is 1 (every test is 0 or 1): each eight of them
+/// gathered into a byte by one multiplication (see [`kept_bits`]).
+#[inline]
+pub(crate) fn bits_of(tests: &[u8; 64]) -> u64 {
     tests
         .chunks_exact(8)
         .enumerate()
