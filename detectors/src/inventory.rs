@@ -262,7 +262,8 @@ impl Inventory {
             // subnet and AZ go with the interface, so v5 logs have such runs).
             let varying_fields: Vec<&StringViewArray> =
                 varying.iter().map(|&k| fields[k]).collect();
-            let steady = repeats(&varying_fields, batch.num_rows());
+            // None: no field varies (default-format logs), every row is a repeat.
+            let steady = (!varying.is_empty()).then(|| repeats(&varying_fields, batch.num_rows()));
             let mut prev = NONE;
             for i in 0..batch.num_rows() {
                 let r = row;
@@ -273,7 +274,11 @@ impl Inventory {
                     prev = NONE;
                     continue;
                 }
-                if e == prev && steady[i / 64] & (1 << (i % 64)) != 0 {
+                if e == prev
+                    && steady
+                        .as_ref()
+                        .is_none_or(|s| s[i / 64] & (1 << (i % 64)) != 0)
+                {
                     // Only its own address, below. (The interface's last record
                     // stays the row before, whose varying fields are this row's.)
                 } else if at[e as usize] == UNSET {
