@@ -253,16 +253,13 @@ impl Inventory {
                 .copied()
                 .filter(|&k| !constant(fields[k]))
                 .collect();
-            // The interface of the row before, in this batch: a record of the same
-            // interface teaches nothing new when no field varies through the batch
-            // (interfaces log runs of records; in default-format logs, whose
-            // instance, subnet and AZ fields are absent, no field varies).
-            // Rows whose varying fields all repeat the row before's: a record of the
-            // same interface as the row before teaches nothing new either (instance,
-            // subnet and AZ go with the interface, so v5 logs have such runs).
+            // A record of the row before's interface teaches nothing new where each
+            // field that varies repeats the row before's (interfaces log runs of
+            // records, and instance, subnet and AZ go with the interface): `steady`
+            // marks those rows; None where no field varies (default-format logs, whose
+            // instance, subnet and AZ fields are absent), every row a repeat.
             let varying_fields: Vec<&StringViewArray> =
                 varying.iter().map(|&k| fields[k]).collect();
-            // None: no field varies (default-format logs), every row is a repeat.
             let steady = (!varying.is_empty()).then(|| repeats(&varying_fields, batch.num_rows()));
             let mut prev = NONE;
             for i in 0..batch.num_rows() {
