@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arrow::array::{Array, MAX_INLINE_VIEW_LEN, StringViewArray};
 
 use crate::atoms::Texts;
+use crate::prepare;
 
 /// The code of a null.
 pub const NONE: u32 = u32::MAX;
@@ -231,6 +232,9 @@ impl Names {
             );
             return;
         }
+        if let Some((b, codes)) = base {
+            return self.append_over_base(a, b.views(), codes, array, out);
+        }
         let base_views = base.map_or(&[][..], |(b, _)| &b.views()[..]);
         let base_codes = base.map_or(&[][..], |(_, c)| c);
         out.reserve(a.len());
@@ -250,6 +254,48 @@ impl Names {
                 continue;
             }
             out.push(self.code_of(a, i, view, array));
+        }
+    }
+
+    /// [`Names::append_codes_or`] for `a`, array number `array`: the base's codes
+    /// copied for every row, then the rows that do not take them (neither null nor
+    /// the base's short text with a code) found a block of 64 at a time
+    /// ([`prepare::bits_of`]) and coded one by one. Packet-level addresses are the
+    /// interface-level ones in most records, so most rows cost a copy and a compare.
+    fn append_over_base(
+        &mut self,
+        a: &StringViewArray,
+        base_views: &[u128],
+        base_codes: &[u32],
+        array: u32,
+        out: &mut Vec<u32>,
+    ) {
+        let (n, first) = (a.len(), out.len());
+        let (views, nulls) = (a.views(), a.nulls());
+        out.extend_from_slice(&base_codes[..n]);
+        for from in (0..n).step_by(64) {
+            let to = n.min(from + 64);
+            let mut tests = [1u8; 64];
+            let rows = views[from..to].iter().zip(&base_views[from..to]);
+            for (t, ((&view, &base), &code)) in
+                tests.iter_mut().zip(rows.zip(&base_codes[from..to]))
+            {
+                // An inline view (length at most 12) is the text itself, in any
+                // array; the base's row is valid when its code is not NONE.
+                let same = (view == base) & ((view as u32) <= MAX_INLINE_VIEW_LEN) & (code != NONE);
+                *t = u8::from(same);
+            }
+            if let Some(nulls) = nulls {
+                for (i, t) in (from..to).zip(tests.iter_mut()) {
+                    *t |= u8::from(nulls.is_null(i));
+                }
+            }
+            let mut redo = !prepare::bits_of(&tests);
+            while redo != 0 {
+                let i = from + redo.trailing_zeros() as usize;
+                redo &= redo - 1;
+                out[first + i] = self.code_of(a, i, views[i], array);
+            }
         }
     }
 
