@@ -1,5 +1,5 @@
 use flowlens_detectors::Config;
-use flowlens_model::finding::{DetectorId, EntityKind, Finding, SeverityLabel};
+use flowlens_model::finding::{DetectorId, EntityKind, Finding, Measure, SeverityLabel};
 use flowlens_samples::incidents;
 use flowlens_samples::topology::Topology;
 
@@ -11,6 +11,16 @@ fn ip_of(name: &str) -> String {
 
 fn of(findings: &[Finding], d: DetectorId) -> Vec<&Finding> {
     findings.iter().filter(|f| f.detector == d).collect()
+}
+
+/// The value of the measure `name` among `measures` (a finding's observed or
+/// baseline figures); panics if it has none.
+fn value(measures: &[Measure], name: &str) -> f64 {
+    measures
+        .iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("no measure {name}"))
+        .value
 }
 
 /// (cost, GiB, price per GiB) from a cross-AZ description's
@@ -67,12 +77,7 @@ fn check(seed: u64, scale: f64) {
     // A volume without a baseline is not called a spike.
     let needed = Config::default().exfiltration_spike.min_history_windows as f64;
     for f in of(&findings, DetectorId::ExfiltrationSpike) {
-        let windows = f
-            .baseline
-            .iter()
-            .find(|m| m.name == "baseline_windows")
-            .unwrap()
-            .value;
+        let windows = value(&f.baseline, "baseline_windows");
         let spike = f.title.starts_with("Egress spike:");
         assert_eq!(spike, windows >= needed, "{ctx}: {}", f.title);
         assert_eq!(
@@ -114,12 +119,7 @@ fn check(seed: u64, scale: f64) {
             f.title
         );
         assert!(medium_or_above(f), "{ctx}: {}", f.title);
-        let monthly = f
-            .observed
-            .iter()
-            .find(|m| m.name == "monthly_cost")
-            .unwrap()
-            .value;
+        let monthly = value(&f.observed, "monthly_cost");
         // 12 windows × 5 conversations × ~3.09 GB an hour = 172.7 GiB, charged $0.01/GB
         // on each side: $3.45 an hour, about $2,490 over 720 hours.
         assert!((2_400.0..2_600.0).contains(&monthly), "{ctx}: {monthly}");
@@ -190,12 +190,7 @@ fn check(seed: u64, scale: f64) {
     // Open to many: remove the rule; reached by a few (the bastion's admin): check it.
     let mut narrow = 0;
     for f in of(&findings, DetectorId::PublicExposure) {
-        let sources = f
-            .observed
-            .iter()
-            .find(|m| m.name == "public_sources")
-            .unwrap()
-            .value;
+        let sources = value(&f.observed, "public_sources");
         let wide = sources >= Config::default().public_exposure.wide_open_sources as f64;
         assert_eq!(
             f.recommendation.starts_with("Remove the inbound rule"),
