@@ -24,6 +24,7 @@ use polars::prelude::{DataFrame, PlHashMap};
 use crate::config::{Allow, ScrapingConfig};
 use crate::names::{NONE, Names};
 use crate::net::{Scope, scope_of};
+use crate::ports::PortSet;
 use crate::stats::hash64;
 use crate::{Error, Result, frame};
 
@@ -280,6 +281,8 @@ pub struct FlowNames {
     /// when the allowlist has none).
     cidr_hit: Vec<bool>,
     eni_hit: Vec<bool>,
+    /// The allowed service ports as a set (none when the allowlist has none).
+    allowed_ports: Option<PortSet>,
 }
 
 impl FlowNames {
@@ -293,6 +296,7 @@ impl FlowNames {
     pub fn new(allow: Allow) -> Self {
         FlowNames {
             names: Names::default(),
+            allowed_ports: (!allow.ports.is_empty()).then(|| PortSet::new(&allow.ports)),
             allow,
             scope: Vec::new(),
             cidr_hit: Vec::new(),
@@ -786,8 +790,8 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
                 | (scope(pd) * fact::PDST_PRIVATE);
         }
     }
-    let (allow, cidr_hit, eni_hit) = (&lex.allow, &lex.cidr_hit, &lex.eni_hit);
-    if !(cidr_hit.is_empty() && eni_hit.is_empty() && allow.ports.is_empty()) {
+    let (cidr_hit, eni_hit, ports) = (&lex.cidr_hit, &lex.eni_hit, &lex.allowed_ports);
+    if !(cidr_hit.is_empty() && eni_hit.is_empty() && ports.is_none()) {
         let hit = |codes: &[u32], table: &[bool], i: usize| {
             !table.is_empty() && codes[i] != NONE && table[codes[i] as usize]
         };
@@ -802,7 +806,9 @@ pub fn flow_rows<'a>(batches: &'a [RecordBatch], lex: &'a mut FlowNames) -> Resu
                 || hit(ps, cidr_hit, i)
                 || hit(pd, cidr_hit, i)
                 || hit(&eni, eni_hit, i)
-                || (svc[i] != NULL32 && allow.ports.contains(&(svc[i] as u16)));
+                || ports
+                    .as_ref()
+                    .is_some_and(|p| svc[i] != NULL32 && p.contains(svc[i]));
             if allowed {
                 *f |= fact::ALLOWED;
             }
@@ -1027,6 +1033,28 @@ mod tests {
     fn batch(lines: &[&str]) -> RecordBatch {
         const HEADER: &str = "version interface-id srcaddr dstaddr pkt-srcaddr pkt-dstaddr srcport dstport protocol packets bytes start end action log-status flow-direction tcp-flags";
         crate::testing::flows_batch(HEADER, lines)
+    }
+
+    #[test]
+    fn allowed_service_ports_mark_their_rows() {
+        let b = [batch(&[
+            "5 eni-a 10.0.0.1 10.0.0.2 - - 40000 443 6 3 100 1 2 ACCEPT OK egress 2",
+            // The response: its service port is its source port, 443.
+            "5 eni-a 10.0.0.2 10.0.0.1 - - 443 40000 6 3 100 1 2 ACCEPT OK ingress 18",
+            "5 eni-a 10.0.0.1 10.0.0.2 - - 40001 22 6 3 100 1 2 ACCEPT OK egress 2",
+            // No destination port: no service port, although port 0 is allowed.
+            "5 eni-a 10.0.0.1 10.0.0.2 - - 40002 - 6 3 100 1 2 ACCEPT OK egress 2",
+        ])];
+        let allow = Allow {
+            ports: vec![443, 0],
+            ..Allow::default()
+        };
+        let mut lex = FlowNames::new(allow);
+        let rows = flow_rows(&b, &mut lex).unwrap();
+        let allowed: Vec<bool> = (0..rows.len())
+            .map(|i| rows.is(i, fact::ALLOWED, 0))
+            .collect();
+        assert_eq!(allowed, [true, true, false, false]);
     }
 
     #[test]
