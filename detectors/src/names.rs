@@ -220,40 +220,25 @@ impl Names {
             }
             return;
         }
-        let nulls = a.nulls();
-        if nulls.is_none() && base.is_none() {
+        if let Some((b, codes)) = base {
+            return self.append_over_base(a, b.views(), codes, array, out);
+        }
+        let views = a.views();
+        match a.nulls() {
             // The usual column (addresses, interfaces): one cache probe per row.
-            let views = a.views();
-            out.extend(
+            None => out.extend(
                 views
                     .iter()
                     .enumerate()
                     .map(|(i, &view)| self.code_of(a, i, view, array)),
-            );
-            return;
-        }
-        if let Some((b, codes)) = base {
-            return self.append_over_base(a, b.views(), codes, array, out);
-        }
-        let base_views = base.map_or(&[][..], |(b, _)| &b.views()[..]);
-        let base_codes = base.map_or(&[][..], |(_, c)| c);
-        out.reserve(a.len());
-        for (i, &view) in a.views().iter().enumerate() {
-            if nulls.is_some_and(|n| n.is_null(i)) {
-                out.push(base_codes.get(i).copied().unwrap_or(NONE));
-                continue;
-            }
-            // An inline view (length at most 12) is the text itself, in any array;
-            // the base's row is valid when its code is not NONE.
-            if base.is_some()
-                && view == base_views[i]
-                && (view as u32) <= MAX_INLINE_VIEW_LEN
-                && base_codes[i] != NONE
-            {
-                out.push(base_codes[i]);
-                continue;
-            }
-            out.push(self.code_of(a, i, view, array));
+            ),
+            Some(nulls) => out.extend(views.iter().enumerate().map(|(i, &view)| {
+                if nulls.is_null(i) {
+                    NONE
+                } else {
+                    self.code_of(a, i, view, array)
+                }
+            })),
         }
     }
 
