@@ -468,21 +468,17 @@ impl Exfiltration {
             detector: DetectorId::ExfiltrationSpike,
             severity: Severity::new(score),
             confidence,
-            // Without a baseline there is no spike to speak of, only a volume.
-            title: if has_baseline {
-                format!(
-                    "Egress spike: {label} sent {} to the internet in {} minutes",
-                    render::bytes(x),
-                    w / 60
-                )
-            } else {
-                format!(
-                    "High egress, no baseline yet: {label} sent {} to the internet in {} \
-                     minutes",
-                    render::bytes(x),
-                    w / 60
-                )
-            },
+            title: format!(
+                "{}: {label} sent {} to the internet in {} minutes",
+                // Without a baseline there is no spike to speak of, only a volume.
+                if has_baseline {
+                    "Egress spike"
+                } else {
+                    "High egress, no baseline yet"
+                },
+                render::bytes(x),
+                w / 60
+            ),
             description,
             entities,
             window_start: first,
