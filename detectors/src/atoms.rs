@@ -10,16 +10,21 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 use polars::prelude::PlRandomState;
 
+use crate::key_codes::{KeyCodes, SHORT, short_key};
+
 /// Distinct texts in one arena, numbered in order of first appearance: the owner of
 /// interning for [`Atoms`] and [`crate::names::Names`]. A new text costs a copy into
-/// the arena and an index entry (no allocation of its own).
+/// the arena and an index entry (no allocation of its own). A short text (at most
+/// [`SHORT`] bytes) is found by its key ([`KeyCodes`]), a longer one by its hash.
 #[derive(Debug, Default, Clone)]
 pub struct Texts {
     /// The texts, one after another; number `n` ends at `ends[n]`.
     text: String,
     ends: Vec<usize>,
-    /// Numbers by their text's hash.
+    /// Numbers of the longer texts by their text's hash.
     index: HashTable<u32>,
+    /// Numbers of the short texts by their [`short_key`].
+    short: KeyCodes,
     hasher: PlRandomState,
 }
 
@@ -29,23 +34,51 @@ impl Texts {
     /// # Panics
     /// 2^32 − 1 distinct texts (`u32::MAX` is no text's number).
     pub fn id(&mut self, s: &str) -> u32 {
+        if s.len() <= SHORT {
+            return self.id_short(short_key(s.as_bytes()), s);
+        }
         let Texts {
             text,
             ends,
             index,
             hasher,
+            ..
         } = self;
         let h = hasher.hash_one(s);
         if let Some(&n) = index.find(h, |&n| text_of(text, ends, n) == s) {
             return n;
         }
+        let n = Self::append(text, ends, s);
+        index.insert_unique(h, n, |&n| hasher.hash_one(text_of(text, ends, n)));
+        n
+    }
+
+    /// [`Texts::id`] of a short text `s` whose [`short_key`] is `key` (a caller that
+    /// has the key already).
+    ///
+    /// # Panics
+    /// As [`Texts::id`].
+    #[inline]
+    pub fn id_short(&mut self, key: u128, s: &str) -> u32 {
+        debug_assert!(s.len() <= SHORT && key == short_key(s.as_bytes()));
+        match self.short.get(key) {
+            Some(n) => n,
+            None => {
+                let n = Self::append(&mut self.text, &mut self.ends, s);
+                self.short.insert_new(key, n);
+                n
+            }
+        }
+    }
+
+    /// `s` appended to the arena: its number.
+    fn append(text: &mut String, ends: &mut Vec<usize>, s: &str) -> u32 {
         let n = u32::try_from(ends.len())
             .ok()
             .filter(|n| *n != u32::MAX)
             .expect("fewer than 2^32 - 1 distinct texts");
         text.push_str(s);
         ends.push(text.len());
-        index.insert_unique(h, n, |&n| hasher.hash_one(text_of(text, ends, n)));
         n
     }
 
@@ -72,6 +105,7 @@ impl Texts {
         self.text.clear();
         self.ends.clear();
         self.index.clear();
+        self.short.clear();
     }
 }
 

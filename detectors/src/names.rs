@@ -18,13 +18,15 @@
 //! from its buffer, so such a text stays cached from column to column and batch to
 //! batch. A longer text (interfaces, IPv6) is keyed by its view and array: within one
 //! array an equal view is equal text (its buffer, offset and length), and the decoders
-//! give a repeated value the view of its first copy. Only a miss hashes the text.
+//! give a repeated value the view of its first copy. A miss of a short text finds its
+//! code by its key ([`crate::key_codes`]); only a miss of a longer one hashes the text.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{Array, MAX_INLINE_VIEW_LEN, StringViewArray};
 
 use crate::atoms::Texts;
+use crate::key_codes::{SHORT, short_key};
 use crate::prepare;
 
 /// The code of a null.
@@ -32,9 +34,6 @@ pub const NONE: u32 = u32::MAX;
 
 /// The view cache has `1 << CACHE_BITS` slots.
 const CACHE_BITS: u32 = 12;
-
-/// Texts up to this many bytes are their own cache key ([`short_key`]).
-const SHORT: usize = 15;
 
 /// Slots of the view cache.
 const SLOTS: usize = 1 << CACHE_BITS;
@@ -58,25 +57,6 @@ impl Cached {
         code: NONE,
         array: 0,
     };
-}
-
-/// The cache key of a text of at most [`SHORT`] bytes — equal keys, equal text: for
-/// at most 12 bytes its inline view (the length in the low 32 bits, the bytes above,
-/// zero-padded), so that an inline view is its own key; for 13 to 15 bytes the length
-/// in the low byte and the bytes above it (a low byte of 13 to 15 is no inline view's:
-/// their low 32 bits are at most 12).
-#[inline]
-fn short_key(text: &[u8]) -> u128 {
-    debug_assert!(text.len() <= SHORT);
-    let mut b = [0u8; 16];
-    if text.len() <= MAX_INLINE_VIEW_LEN as usize {
-        b[4..4 + text.len()].copy_from_slice(text);
-        b[..4].copy_from_slice(&(text.len() as u32).to_le_bytes());
-    } else {
-        b[1..1 + text.len()].copy_from_slice(text);
-        b[0] = text.len() as u8;
-    }
-    u128::from_le_bytes(b)
 }
 
 /// [`short_key`] of a long view's text of 13 to [`SHORT`] bytes: one 16-byte load from
@@ -311,7 +291,12 @@ impl Names {
     #[cold]
     #[inline(never)]
     fn miss(&mut self, a: &StringViewArray, i: usize, h: usize, key: u128, array: u32) -> u32 {
-        let code = self.intern(a.value(i));
+        let code = if array == 0 {
+            // `key` is the text's short key.
+            self.texts.id_short(key, a.value(i))
+        } else {
+            self.texts.id(a.value(i))
+        };
         self.cache[h] = Cached { key, code, array };
         code
     }
@@ -374,30 +359,6 @@ mod tests {
         assert_eq!(out, [7, NONE, NONE, NONE]);
         assert_eq!(names.codes(&none).null_count(), 3);
         assert_eq!(names.len(), 3);
-    }
-
-    #[test]
-    fn an_inline_view_and_its_text_have_one_key() {
-        for text in ["", "1", "10.0.0.1", "203.0.113.25"] {
-            let view = arrow::array::builder::make_view(text.as_bytes(), 0, 0);
-            assert_eq!(view, short_key(text.as_bytes()), "{text}");
-        }
-        // The length tells texts apart whose bytes are a prefix of another's.
-        assert_ne!(short_key(b"10.0.0.1"), short_key(b"10.0.0.1\0"));
-    }
-
-    proptest! {
-        // Equal keys, equal text, across the inline and the 13-to-15-byte forms.
-        #[test]
-        fn short_keys_tell_texts_apart(
-            a in proptest::collection::vec(any::<u8>(), 0..=SHORT),
-            b in proptest::collection::vec(any::<u8>(), 0..=SHORT),
-        ) {
-            prop_assert_eq!(short_key(&a) == short_key(&b), a == b);
-            if a.len() <= MAX_INLINE_VIEW_LEN as usize {
-                prop_assert_eq!(short_key(&a), arrow::array::builder::make_view(&a, 0, 0));
-            }
-        }
     }
 
     #[test]
