@@ -20,6 +20,7 @@ use crate::Result;
 use crate::atoms::Atoms;
 use crate::config::{Config, ExfiltrationConfig};
 use crate::detector::{Chunk, Detector, saved_state_methods};
+use crate::flat::{self, FlatKey, FlatMap};
 use crate::inventory::Inventory;
 use crate::names::NONE;
 use crate::prepare::{WindowOf, fact};
@@ -177,11 +178,13 @@ impl LiveAcc {
 /// [`Atoms`] id. An entity can have thousands of destinations in a window, and every
 /// row it sends looks one up, which is most of this detector's time (a cache miss
 /// per row): the table is keyed by (destination, service port) with 32-byte entries,
-/// where it was keyed by destination with a vector of ports (56-byte entries).
+/// where it was keyed by destination with a vector of ports (56-byte entries), and
+/// each entry holds its key ([`FlatMap`]: one line to load, not a control group and
+/// then a bucket).
 #[derive(Debug, Clone, Default)]
 struct Win {
     /// (destination, service port) → bytes and flows.
-    peers: HashMap<(u32, i32), LiveAcc, PlRandomState>,
+    peers: FlatMap<PeerKey, LiveAcc>,
     /// Interfaces that logged the entity's own egress (a few).
     enis: SmallVec<[u32; 2]>,
 }
@@ -192,6 +195,34 @@ impl Win {
         self.peers
             .values()
             .fold(0, |sum: u64, acc| sum.saturating_add(acc.bytes()))
+    }
+}
+
+/// A destination's atom and a service port, as one word (a [`FlatMap`] key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PeerKey(u64);
+
+impl PeerKey {
+    fn new(peer: u32, port: i32) -> Self {
+        PeerKey(u64::from(peer) << 32 | u64::from(port as u32))
+    }
+
+    fn peer(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    fn port(self) -> i32 {
+        self.0 as u32 as i32
+    }
+}
+
+impl FlatKey for PeerKey {
+    /// The destination [`UNSEEN`], never an atom.
+    const EMPTY: PeerKey = PeerKey(u64::MAX);
+
+    #[inline]
+    fn hash(self) -> u64 {
+        flat::mix(self.0)
     }
 }
 
@@ -240,9 +271,10 @@ impl State {
             *ents = std::mem::take(ents)
                 .into_iter()
                 .map(|(e, mut w)| {
-                    w.peers = std::mem::take(&mut w.peers)
-                        .into_iter()
-                        .map(|((p, port), acc)| ((renumber(p), port), acc))
+                    w.peers = w
+                        .peers
+                        .iter()
+                        .map(|(k, acc)| (PeerKey::new(renumber(k.peer()), k.port()), *acc))
                         .collect();
                     for i in &mut w.enis {
                         *i = renumber(*i);
@@ -260,8 +292,8 @@ impl State {
         let text = |id: &u32| atoms.text(*id).to_string();
         let win = |w: &Win| {
             let mut peers: BTreeMap<String, Ports> = BTreeMap::new();
-            for ((p, port), acc) in &w.peers {
-                *crate::rows::slot(&mut peers, atoms.text(*p)).entry(*port) = acc.save();
+            for (k, acc) in w.peers.iter() {
+                *crate::rows::slot(&mut peers, atoms.text(k.peer())).entry(k.port()) = acc.save();
             }
             SavedWin {
                 peers,
@@ -288,11 +320,11 @@ impl State {
                 let ents = ents
                     .into_iter()
                     .map(|(e, w)| {
-                        let mut peers = HashMap::default();
+                        let mut peers = FlatMap::default();
                         for (p, ports) in w.peers {
                             let p = atoms.id(&p);
                             for (port, acc) in ports.iter() {
-                                peers.insert((p, port), LiveAcc::load(acc));
+                                peers.insert_new(PeerKey::new(p, port), LiveAcc::load(acc));
                             }
                         }
                         let win = Win {
@@ -365,7 +397,7 @@ impl Exfiltration {
         let mut peers: Vec<(&str, i32, PeerAcc)> = win
             .peers
             .iter()
-            .map(|((p, port), acc)| (atoms.text(*p), *port, acc.save()))
+            .map(|(k, acc)| (atoms.text(k.peer()), k.port(), acc.save()))
             .collect();
         peers.sort_by(|a, b| {
             b.2.bytes()
@@ -408,7 +440,7 @@ impl Exfiltration {
             },
         };
         let destinations = {
-            let mut d: Vec<u32> = win.peers.keys().map(|(p, _)| *p).collect();
+            let mut d: Vec<u32> = win.peers.iter().map(|(k, _)| k.peer()).collect();
             d.sort_unstable();
             d.dedup();
             d.len()
@@ -654,7 +686,7 @@ impl Detector for Exfiltration {
             let via_nat = rows.src[i] != NONE && entity != rows.src[i];
             let port = rows.svc_port(i).unwrap_or(0);
             let bytes = rows.bytes[i].max(0) as u64;
-            let acc = ent.peers.entry((p, port)).or_default();
+            let acc = ent.peers.entry_or_default(PeerKey::new(p, port));
             if via_nat {
                 acc.nat.merge(bytes);
                 acc.nat_flows = acc.nat_flows.saturating_add(1);

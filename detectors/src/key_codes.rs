@@ -6,11 +6,12 @@
 //! loads (the index's control bytes, its entry, the text's end in the arena, the
 //! text), each a cache miss once a run knows tens of thousands of addresses: 13 % of
 //! the detectors' time on default-format logs (README, detector cost, session 29).
-//! In [`KeyCodes`] a key and its number share one slot of an open-addressing table
-//! (linear probing), so a lookup costs one load, two where a probe crosses a line,
-//! and no hashing of the text.
+//! In [`KeyCodes`] a key and its number share one slot of a [`FlatMap`], so a lookup
+//! costs one load, two where a probe crosses a line, and no hashing of the text.
 
 use arrow::array::MAX_INLINE_VIEW_LEN;
+
+use crate::flat::{FlatKey, FlatMap, mix};
 
 /// Texts up to this many bytes have a [`short_key`].
 pub const SHORT: usize = 15;
@@ -34,111 +35,56 @@ pub fn short_key(text: &[u8]) -> u128 {
     u128::from_le_bytes(b)
 }
 
-/// A slot: a key and its code, or empty ([`KeyCodes::EMPTY`] as its code).
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    /// The key's low and high 64 bits (two words, not a `u128`: 24-byte slots, not 32).
-    key: [u64; 2],
-    code: u32,
+/// A [`short_key`] as a [`FlatMap`] key (two words, not a `u128`: 24-byte slots with
+/// a `u32`, not 32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ShortKey([u64; 2]);
+
+impl FlatKey for ShortKey {
+    /// All ones: no short key (its low 32 bits would be an inline length above 12, its
+    /// low byte a length above 15).
+    const EMPTY: ShortKey = ShortKey([u64::MAX; 2]);
+
+    #[inline]
+    fn hash(self) -> u64 {
+        mix(self.0[0] ^ self.0[1].rotate_left(29))
+    }
 }
 
-/// Keys and their codes (no removal; [`KeyCodes::clear`] forgets all).
+/// Short keys and their codes (no removal; [`KeyCodes::clear`] forgets all).
 #[derive(Debug, Clone, Default)]
 pub struct KeyCodes {
-    /// A power of two of slots (or none before the first insert).
-    slots: Vec<Slot>,
-    len: usize,
+    map: FlatMap<ShortKey, u32>,
 }
 
-/// Slots at the first insert.
-const FIRST_SLOTS: usize = 1024;
-
 #[inline]
-fn split(key: u128) -> [u64; 2] {
-    [key as u64, (key >> 64) as u64]
-}
-
-/// Where a key's probe starts (of `mask + 1` slots): both halves mixed, the product's
-/// high bits taken.
-#[inline]
-fn home(key: [u64; 2], mask: usize) -> usize {
-    let x = key[0] ^ key[1].rotate_left(29);
-    let h = (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (x >> 32)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-    (h >> 32) as usize & mask
+fn split(key: u128) -> ShortKey {
+    ShortKey([key as u64, (key >> 64) as u64])
 }
 
 impl KeyCodes {
-    /// The code of an empty slot: no key has it.
-    pub const EMPTY: u32 = u32::MAX;
-
-    /// The code of `key`, if it has one.
+    /// The code of `key` (a [`short_key`]), if it has one.
     #[inline]
     pub fn get(&self, key: u128) -> Option<u32> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        let key = split(key);
-        let mask = self.slots.len() - 1;
-        let mut i = home(key, mask);
-        loop {
-            let s = self.slots[i];
-            if s.code == Self::EMPTY {
-                return None;
-            }
-            if s.key == key {
-                return Some(s.code);
-            }
-            i = (i + 1) & mask;
-        }
+        self.map.get(split(key)).copied()
     }
 
-    /// Gives `key` (which has no code yet) the code `code`.
+    /// Gives `key` (a [`short_key`] with no code yet) the code `code`.
     ///
     /// # Panics
-    /// `code` is [`KeyCodes::EMPTY`].
+    /// `key` is no short key (all ones).
     pub fn insert_new(&mut self, key: u128, code: u32) {
-        assert_ne!(code, Self::EMPTY, "no key has the empty slot's code");
-        // At most three quarters full: a probe mostly ends in its first line.
-        if 4 * (self.len + 1) > 3 * self.slots.len() {
-            self.grow();
-        }
-        self.place(split(key), code);
-        self.len += 1;
-    }
-
-    /// Puts a key that is not in the table into its first empty slot.
-    fn place(&mut self, key: [u64; 2], code: u32) {
-        let mask = self.slots.len() - 1;
-        let mut i = home(key, mask);
-        while self.slots[i].code != Self::EMPTY {
-            debug_assert_ne!(self.slots[i].key, key, "a key placed twice");
-            i = (i + 1) & mask;
-        }
-        self.slots[i] = Slot { key, code };
-    }
-
-    fn grow(&mut self) {
-        let n = (2 * self.slots.len()).max(FIRST_SLOTS);
-        let empty = Slot {
-            key: [0; 2],
-            code: Self::EMPTY,
-        };
-        let old = std::mem::replace(&mut self.slots, vec![empty; n]);
-        for s in old.into_iter().filter(|s| s.code != Self::EMPTY) {
-            self.place(s.key, s.code);
-        }
+        self.map.insert_new(split(key), code);
     }
 
     /// Forgets every key (and gives back the slots' memory).
     pub fn clear(&mut self) {
-        *self = KeyCodes::default();
+        self.map.clear();
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use proptest::prelude::*;
 
     use super::*;
@@ -167,6 +113,8 @@ mod tests {
         }
     }
 
+    // Keys a short key's hash must spread: differing in one half only, or in one bit
+    // (`flat` checks the table itself against a map).
     #[test]
     fn keys_keep_their_codes_through_growth() {
         let mut t = KeyCodes::default();
@@ -186,33 +134,11 @@ mod tests {
             assert_eq!(t.get(key), None, "{key:#x} before its insert");
             t.insert_new(key, code as u32);
         }
-        assert_eq!(t.len, keys.len());
-        assert!(t.slots.len().is_power_of_two() && 4 * t.len <= 3 * t.slots.len());
         for (code, &key) in keys.iter().enumerate() {
             assert_eq!(t.get(key), Some(code as u32), "{key:#x}");
         }
         assert_eq!(t.get(u128::MAX), None);
         t.clear();
-        assert_eq!((t.len, t.slots.len()), (0, 0));
         assert_eq!(t.get(keys[0]), None);
-    }
-
-    proptest! {
-        // Against a std map: inserts of new keys among lookups of any.
-        #[test]
-        fn like_a_map(ops in proptest::collection::vec((any::<u16>(), any::<u8>()), 0..3000)) {
-            let mut t = KeyCodes::default();
-            let mut m: HashMap<u128, u32> = HashMap::new();
-            for (k, spread) in ops {
-                let key = u128::from(k) << (spread % 113);
-                prop_assert_eq!(t.get(key), m.get(&key).copied());
-                if !m.contains_key(&key) {
-                    let code = m.len() as u32;
-                    m.insert(key, code);
-                    t.insert_new(key, code);
-                }
-            }
-            prop_assert_eq!(t.len, m.len());
-        }
     }
 }

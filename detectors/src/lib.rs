@@ -30,6 +30,7 @@ pub mod stats;
 mod cross_az;
 mod exfiltration;
 mod exposure;
+mod flat;
 mod key_codes;
 mod lateral;
 mod ports;
