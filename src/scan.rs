@@ -58,6 +58,33 @@ fn summary(r: &ScanReport) -> String {
     )
 }
 
+/// Where the CPU went: decoding, and the detectors by part (None without detectors).
+fn cpu_line(r: &ScanReport) -> Option<String> {
+    if r.detector_cpu_secs.is_empty() {
+        return None;
+    }
+    let detectors: f64 = r.detector_cpu_secs.values().sum();
+    let share = if r.decode_cpu_secs > 0.0 {
+        format!(
+            " = {:.0} % of decoding's",
+            100.0 * detectors / r.decode_cpu_secs
+        )
+    } else {
+        String::new()
+    };
+    let mut parts: Vec<(&String, &f64)> = r.detector_cpu_secs.iter().collect();
+    parts.sort_by(|a, b| b.1.total_cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    let parts: Vec<String> = parts
+        .iter()
+        .map(|(name, secs)| format!("{name} {secs:.2}"))
+        .collect();
+    Some(format!(
+        "CPU: decoding {:.2} s, detectors {detectors:.2} s{share} ({})",
+        r.decode_cpu_secs,
+        parts.join(", ")
+    ))
+}
+
 /// What happened to the findings: sent, unchanged, failed, or saved in the state.
 pub fn delivery_line(o: &RunOutcome) -> Option<String> {
     let mut parts = Vec::new();
@@ -178,6 +205,9 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         drop(table);
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "flowlens scan: {}", summary(report));
+        if let Some(line) = cpu_line(report) {
+            let _ = writeln!(err, "  {line}");
+        }
         if let Some(line) = delivery_line(&outcome) {
             let _ = writeln!(err, "  {line}");
         }

@@ -67,6 +67,7 @@ runs, none, defaults, report, binary, pinned = sys.argv[1:7]
 files = sys.argv[7:]
 pin = ["taskset", "-c", "0"] if pinned == "1" else []
 best = {none: float("inf"), defaults: float("inf")}
+splits = []
 for _ in range(int(runs)):
     for config in (none, defaults):
         cmd = pin + ["env", "POLARS_MAX_THREADS=1", binary, "scan", *files, "--concurrency", "1",
@@ -80,6 +81,20 @@ for _ in range(int(runs)):
         if status != 0:
             sys.exit(f"scan failed ({status}) with {config}")
         best[config] = min(best[config], usage.ru_utime + usage.ru_stime)
+        if config == defaults:
+            # The run's own split: the detectors' CPU against decoding's, both
+            # measured on their threads in this run (the report's CPU figures).
+            import json
+            r = json.load(open(report))
+            parts = r["detector_cpu_secs"]
+            splits.append((sum(parts.values()) / r["decode_cpu_secs"], parts))
+splits.sort(key=lambda s: s[0])
+mid = splits[len(splits) // 2]
+with open(report + ".split", "w") as f:
+    f.write(f"in-run split (the report's CPU: detectors / decoding), {len(splits)} scans: "
+            + " ".join(f"{s * 100:.1f}" for s, _ in splits) + " %; the median run by part: "
+            + ", ".join(f"{k} {v:.3f} s" for k, v in sorted(mid[1].items(), key=lambda kv: -kv[1]))
+            + "\n")
 print(best[none], best[defaults])
 PY
 )
@@ -93,6 +108,7 @@ print(f"decode only (all detectors disabled): {decode:.3f} s = {n / decode / 1e6
 print(f"scan (decode + 5 detectors):          {scan:.3f} s = {n / scan / 1e6:.2f} M records/s")
 print(f"detectors: {scan - decode:.3f} s = {(scan - decode) / decode * 100:.0f} % of decode time (target < 33 %)")
 PY
+cat "$WORK/scan-report.json.split"
 
 if [ "${FLOWLENS_BENCH_PERF:-0}" = "1" ]; then
   pin=()

@@ -1,5 +1,8 @@
 //! The [`Detector`] trait and the [`Registry`] that feeds every enabled detector.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use arrow::record_batch::RecordBatch;
 use flowlens_model::LogKind;
 use flowlens_model::finding::{DetectorId, Finding};
@@ -197,6 +200,32 @@ pub struct Registry {
     /// The run's addresses and interfaces as codes, judged once each (at most
     /// [`prepare::FlowNames::MAX`] before the codes start over).
     lex: prepare::FlowNames,
+    /// The calling thread's CPU time, if the caller measures it
+    /// ([`Registry::with_cpu_clock`]).
+    clock: Option<fn() -> Duration>,
+    /// CPU time in the registry's calls, and in each detector's.
+    cpu: CpuTimes,
+}
+
+/// CPU time of a [`Registry`]'s work ([`Registry::cpu_secs`]).
+#[derive(Debug, Default)]
+struct CpuTimes {
+    /// In `observe`, `flush` and `state`, the detectors' own included.
+    all: Duration,
+    /// In each detector's `observe` and `flush`.
+    detectors: BTreeMap<&'static str, Duration>,
+}
+
+/// Runs `f`, adding the CPU time it took (by `clock`) to `total`; just runs it
+/// without a clock.
+fn timed<T>(clock: Option<fn() -> Duration>, total: &mut Duration, f: impl FnOnce() -> T) -> T {
+    let Some(clock) = clock else {
+        return f();
+    };
+    let start = clock();
+    let out = f();
+    *total += clock().saturating_sub(start);
+    out
 }
 
 impl Registry {
@@ -226,6 +255,8 @@ impl Registry {
             pending_waf: None,
             known: Inventory::default(),
             learning: inventory::Tables::default(),
+            clock: None,
+            cpu: CpuTimes::default(),
         }
     }
 
@@ -238,11 +269,47 @@ impl Registry {
         self.detectors.iter().any(|d| d.input() == kind)
     }
 
+    /// Measures the CPU time of its work with `clock`, the calling thread's CPU time
+    /// so far ([`Registry::cpu_secs`]). A registry is used from one thread at a time;
+    /// the clock is the caller's (this crate does no IO).
+    pub fn with_cpu_clock(mut self, clock: fn() -> Duration) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// CPU seconds spent so far, by part: `prepare` (checking and preparing batches,
+    /// coding names, learning the inventory: the work shared by the detectors) and
+    /// each enabled detector's id (its `observe` and `flush`). Empty without a clock
+    /// ([`Registry::with_cpu_clock`]).
+    pub fn cpu_secs(&self) -> BTreeMap<String, f64> {
+        if self.clock.is_none() {
+            return BTreeMap::new();
+        }
+        let own: Duration = self.cpu.detectors.values().sum();
+        let mut out = BTreeMap::from([(
+            "prepare".to_string(),
+            self.cpu.all.saturating_sub(own).as_secs_f64(),
+        )]);
+        for d in &self.detectors {
+            let id = d.id().as_str();
+            let t = self.cpu.detectors.get(id).copied().unwrap_or_default();
+            out.insert(id.to_string(), t.as_secs_f64());
+        }
+        out
+    }
+
     /// Takes one decoded batch of `kind` (canonical schema).
     ///
     /// # Errors
     /// The batch does not have the canonical schema of `kind`.
     pub fn observe(&mut self, kind: LogKind, batch: &RecordBatch) -> Result<()> {
+        let (clock, mut all) = (self.clock, self.cpu.all);
+        let out = timed(clock, &mut all, || self.observe_timed(kind, batch));
+        self.cpu.all = all;
+        out
+    }
+
+    fn observe_timed(&mut self, kind: LogKind, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 || !self.wants(kind) {
             return Ok(());
         }
@@ -326,8 +393,15 @@ impl Registry {
                 Chunk::Waf(frame)
             }
         };
-        for d in self.detectors.iter_mut().filter(|d| d.input() == kind) {
-            d.observe(&chunk)?;
+        let Registry {
+            detectors,
+            clock,
+            cpu,
+            ..
+        } = self;
+        for d in detectors.iter_mut().filter(|d| d.input() == kind) {
+            let t = cpu.detectors.entry(d.id().as_str()).or_default();
+            timed(*clock, t, || d.observe(&chunk))?;
         }
         Ok(())
     }
@@ -338,11 +412,19 @@ impl Registry {
     /// # Errors
     /// As [`Detector::flush`].
     pub fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>> {
+        let (clock, mut all) = (self.clock, self.cpu.all);
+        let out = timed(clock, &mut all, || self.flush_timed(watermark));
+        self.cpu.all = all;
+        out
+    }
+
+    fn flush_timed(&mut self, watermark: i64) -> Result<Vec<Finding>> {
         self.drain(LogKind::Flows)?;
         self.drain(LogKind::Waf)?;
         let mut out = Vec::new();
         for d in &mut self.detectors {
-            out.extend(d.flush(watermark)?);
+            let t = self.cpu.detectors.entry(d.id().as_str()).or_default();
+            out.extend(timed(self.clock, t, || d.flush(watermark))?);
         }
         out.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.id.cmp(&b.id)));
         Ok(out)
@@ -354,8 +436,13 @@ impl Registry {
     /// # Errors
     /// As [`Detector::state`].
     pub fn state(&mut self) -> Result<Value> {
-        self.drain(LogKind::Flows)?;
-        self.drain(LogKind::Waf)?;
+        let (clock, mut all) = (self.clock, self.cpu.all);
+        let drained = timed(clock, &mut all, || {
+            self.drain(LogKind::Flows)?;
+            self.drain(LogKind::Waf)
+        });
+        self.cpu.all = all;
+        drained?;
         let mut map = serde_json::Map::new();
         for d in &self.detectors {
             map.insert(d.id().as_str().to_string(), d.state()?);
@@ -484,6 +571,53 @@ mod tests {
             let open = &state["detectors"][d]["windows"]["open"];
             assert_eq!(open, &serde_json::json!({}), "{d}");
         }
+    }
+
+    /// A clock that moves a millisecond each time it is read.
+    fn ticking() -> Duration {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static TICKS: AtomicU64 = AtomicU64::new(0);
+        Duration::from_millis(TICKS.fetch_add(1, Ordering::Relaxed))
+    }
+
+    #[test]
+    fn cpu_time_is_split_between_the_shared_work_and_each_detector() {
+        let flows = crate::testing::flows_batch(
+            "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status",
+            &[
+                "2 123456789012 eni-0a 10.0.0.1 203.0.113.9 40000 443 6 10 5000 1700000000 1700000060 ACCEPT OK",
+            ],
+        );
+        let mut plain = Registry::new(Config::default());
+        plain.observe(LogKind::Flows, &flows).unwrap();
+        assert!(plain.cpu_secs().is_empty(), "no clock, no figures");
+
+        let mut config = Config::default();
+        config.cross_az_cost.enabled = false;
+        let mut r = Registry::new(config).with_cpu_clock(ticking);
+        r.observe(LogKind::Flows, &flows).unwrap();
+        r.flush(i64::MAX).unwrap();
+        let cpu = r.cpu_secs();
+        let parts: Vec<&str> = cpu.keys().map(String::as_str).collect();
+        assert_eq!(
+            parts,
+            [
+                "exfiltration-spike",
+                "lateral-movement",
+                "prepare",
+                "public-exposure",
+                "scraping-bot",
+            ],
+            "the shared part and each enabled detector"
+        );
+        // Each flow detector's observe (its chunk at the flush) and flush were timed:
+        // a tick or more each; scraping saw no WAF chunk, only its flush.
+        for d in ["exfiltration-spike", "lateral-movement", "public-exposure"] {
+            assert!(cpu[d] >= 0.002, "{d}: {}", cpu[d]);
+        }
+        assert!(cpu["scraping-bot"] >= 0.001 && cpu["scraping-bot"] < cpu["lateral-movement"]);
+        // The shared part is what the calls took beyond the detectors' own.
+        assert!(cpu["prepare"] > 0.0);
     }
 
     #[test]

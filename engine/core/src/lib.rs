@@ -12,6 +12,7 @@
 
 pub mod archive;
 pub mod aws;
+pub mod cpu;
 pub mod decode;
 pub mod error;
 pub mod malloc;

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
@@ -21,6 +21,7 @@ use flowlens_model::{LogKind, flows, waf};
 use futures::StreamExt;
 use tokio::sync::{OnceCell, mpsc};
 
+use crate::cpu;
 use crate::decode::object::{DecodeOptions, ObjectDecoder};
 use crate::decode::{DecodeStats, ObjectContext};
 use crate::error::{BoxError, Error, RecordError, Result};
@@ -129,6 +130,8 @@ struct ObjectOutcome {
     stats: DecodeStats,
     errors: Vec<RecordError>,
     failure: Option<String>,
+    /// CPU time spent decoding the object (inflating, parsing, building batches).
+    decode_cpu: Duration,
 }
 
 /// Lists and reads objects from local paths and S3.
@@ -295,6 +298,7 @@ impl Scanner {
                         report.objects_read += 1;
                     }
                     report.bytes_read += outcome.raw_bytes;
+                    report.decode_cpu_secs += outcome.decode_cpu.as_secs_f64();
                     report.malformed_records += outcome.stats.malformed;
                     for e in outcome.errors {
                         report.push_error(ReportedError {
@@ -344,6 +348,7 @@ impl Scanner {
             stats: DecodeStats::default(),
             errors: Vec::new(),
             failure: None,
+            decode_cpu: Duration::ZERO,
         };
         let mut stream = match self.open(&meta.uri).await {
             Ok(s) => s,
@@ -365,8 +370,8 @@ impl Scanner {
         while let Some(chunk) = stream.next().await {
             match chunk {
                 Ok(chunk) => {
-                    decoder.push(&chunk);
-                    if !forward(&mut decoder, &mut rows, &tx).await {
+                    cpu::timed(&mut outcome.decode_cpu, || decoder.push(&chunk));
+                    if !forward(&mut decoder, &mut rows, &tx, &mut outcome.decode_cpu).await {
                         return;
                     }
                 }
@@ -382,9 +387,10 @@ impl Scanner {
                 decoder.abort();
                 Err(reason)
             }
-            None => decoder.finish().map_err(|e| error_chain(&e)),
+            None => cpu::timed(&mut outcome.decode_cpu, || decoder.finish())
+                .map_err(|e| error_chain(&e)),
         };
-        if !forward(&mut decoder, &mut rows, &tx).await {
+        if !forward(&mut decoder, &mut rows, &tx, &mut outcome.decode_cpu).await {
             return;
         }
         let result = match (result, decoder.take_late_failure()) {
@@ -422,13 +428,15 @@ struct RowCursor {
     seen: u64,
 }
 
-/// Sends every ready batch; false when the consumer is gone.
+/// Sends every ready batch; false when the consumer is gone. Taking a batch (its
+/// columns finished) counts as decoding in `decode_cpu`.
 async fn forward(
     decoder: &mut ObjectDecoder,
     rows: &mut RowCursor,
     tx: &mpsc::Sender<Event>,
+    decode_cpu: &mut Duration,
 ) -> bool {
-    while let Some((kind, batch)) = decoder.take_batch() {
+    while let Some((kind, batch)) = cpu::timed(decode_cpu, || decoder.take_batch()) {
         let n = batch.num_rows() as u64;
         let first = rows.seen;
         rows.seen += n;

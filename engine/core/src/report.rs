@@ -1,5 +1,7 @@
 //! The run report: what `scan --report FILE` writes. Automation depends on these keys.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// At most this many errors are listed in a report (all are counted).
@@ -42,6 +44,15 @@ pub struct ScanReport {
     /// Findings emitted by the detectors.
     pub findings: u64,
     pub duration_secs: f64,
+    /// CPU seconds spent decoding objects (inflating, parsing, building batches; not
+    /// reading them), summed over the decoding tasks.
+    #[serde(default)]
+    pub decode_cpu_secs: f64,
+    /// CPU seconds of the detectors, by part: `prepare` (the work they share:
+    /// preparing batches, coding addresses, learning the inventory) and each enabled
+    /// detector's id. Empty where the run has no detectors (`flowlens archive`).
+    #[serde(default)]
+    pub detector_cpu_secs: BTreeMap<String, f64>,
 }
 
 impl ScanReport {

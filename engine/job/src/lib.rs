@@ -240,7 +240,8 @@ impl Job {
             Some(l) => (l.state, l.version),
             None => (RunState::default(), None),
         };
-        let mut registry = Registry::new(self.config.detectors.clone());
+        let mut registry = Registry::new(self.config.detectors.clone())
+            .with_cpu_clock(flowlens_engine::cpu::thread_time);
         if let Some(s) = state.detectors.take() {
             registry.restore(s)?;
         }
@@ -402,6 +403,7 @@ impl Job {
             store.save(&state, version.as_deref()).await?;
             state_saved = true;
         }
+        report.detector_cpu_secs = registry.cpu_secs();
         Ok(RunOutcome {
             report,
             findings,

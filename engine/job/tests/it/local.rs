@@ -39,6 +39,14 @@ async fn a_rerun_reads_nothing_and_a_new_object_is_read_alone() {
         m.flow_records + m.waf_records
     );
     assert!(first.findings.len() >= 5, "{}", first.findings.len());
+    // Where the CPU went: decoding, the shared preparation and each detector.
+    let cpu = &first.report.detector_cpu_secs;
+    assert!(first.report.decode_cpu_secs > 0.0);
+    assert_eq!(cpu.len(), 6, "{cpu:?}");
+    assert!(
+        cpu["prepare"] > 0.0 && cpu["exfiltration-spike"] > 0.0,
+        "{cpu:?}"
+    );
     assert!(first.state_saved);
     assert!(tmp.path().join("state").join(STATE_FILE).is_file());
 
