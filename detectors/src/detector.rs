@@ -303,8 +303,13 @@ impl Registry {
     /// # Errors
     /// The batch does not have the canonical schema of `kind`.
     pub fn observe(&mut self, kind: LogKind, batch: &RecordBatch) -> Result<()> {
+        self.timed_call(|r| r.observe_timed(kind, batch))
+    }
+
+    /// Runs `f` on the registry, the CPU time it takes added to `cpu.all`.
+    fn timed_call<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
         let (clock, mut all) = (self.clock, self.cpu.all);
-        let out = timed(clock, &mut all, || self.observe_timed(kind, batch));
+        let out = timed(clock, &mut all, || f(self));
         self.cpu.all = all;
         out
     }
@@ -412,10 +417,7 @@ impl Registry {
     /// # Errors
     /// As [`Detector::flush`].
     pub fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>> {
-        let (clock, mut all) = (self.clock, self.cpu.all);
-        let out = timed(clock, &mut all, || self.flush_timed(watermark));
-        self.cpu.all = all;
-        out
+        self.timed_call(|r| r.flush_timed(watermark))
     }
 
     fn flush_timed(&mut self, watermark: i64) -> Result<Vec<Finding>> {
@@ -436,13 +438,10 @@ impl Registry {
     /// # Errors
     /// As [`Detector::state`].
     pub fn state(&mut self) -> Result<Value> {
-        let (clock, mut all) = (self.clock, self.cpu.all);
-        let drained = timed(clock, &mut all, || {
-            self.drain(LogKind::Flows)?;
-            self.drain(LogKind::Waf)
-        });
-        self.cpu.all = all;
-        drained?;
+        self.timed_call(|r| {
+            r.drain(LogKind::Flows)?;
+            r.drain(LogKind::Waf)
+        })?;
         let mut map = serde_json::Map::new();
         for d in &self.detectors {
             map.insert(d.id().as_str().to_string(), d.state()?);
