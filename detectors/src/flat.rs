@@ -76,9 +76,7 @@ impl<K: FlatKey, V: Copy + Default> FlatMap<K, V> {
     #[inline]
     pub fn entry_or_default(&mut self, key: K) -> &mut V {
         assert!(key != K::EMPTY, "the empty key is no key");
-        if 4 * (self.len + 1) > 3 * self.slots.len() {
-            self.grow();
-        }
+        self.room_for_one();
         let mask = self.slots.len() - 1;
         let mut i = self.home(key);
         loop {
@@ -102,9 +100,7 @@ impl<K: FlatKey, V: Copy + Default> FlatMap<K, V> {
     /// `key` is [`FlatKey::EMPTY`].
     pub fn insert_new(&mut self, key: K, value: V) {
         assert!(key != K::EMPTY, "the empty key is no key");
-        if 4 * (self.len + 1) > 3 * self.slots.len() {
-            self.grow();
-        }
+        self.room_for_one();
         self.place(key, value);
         self.len += 1;
     }
@@ -118,6 +114,14 @@ impl<K: FlatKey, V: Copy + Default> FlatMap<K, V> {
             i = (i + 1) & mask;
         }
         self.slots[i] = (key, value);
+    }
+
+    /// Grows the slots if one more key would fill more than three quarters of them
+    /// (so that a probe mostly ends in its home slot's line).
+    fn room_for_one(&mut self) {
+        if 4 * (self.len + 1) > 3 * self.slots.len() {
+            self.grow();
+        }
     }
 
     fn grow(&mut self) {

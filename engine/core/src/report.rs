@@ -50,7 +50,8 @@ pub struct ScanReport {
     pub decode_cpu_secs: f64,
     /// CPU seconds of the detectors, by part: `prepare` (the work they share:
     /// preparing batches, coding addresses, learning the inventory) and each enabled
-    /// detector's id. Empty where the run has no detectors (`flowlens archive`).
+    /// detector's id. Empty where no detectors ran (`flowlens archive`); only
+    /// `prepare` (near zero) where every detector is disabled.
     #[serde(default)]
     pub detector_cpu_secs: BTreeMap<String, f64>,
 }
