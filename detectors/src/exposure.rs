@@ -308,14 +308,14 @@ impl Detector for Exposure {
                     return None;
                 }
                 let (dst, eni, src) = (rows.pdst(i), rows.eni[i], rows.src[i]);
-                Some((window.of(rows.start(i)?), dst, port.unwrap_or(0), eni, src))
+                Some((window.of(rows.start(i)?), dst, src, port.unwrap_or(0), eni))
             },
             |acc: &mut (u64, u64), i| {
                 acc.0.merge(rows.bytes[i].max(0) as u64);
                 acc.1 += 1;
             },
         );
-        for ((win, d, p, eni, s), (bytes, flows)) in groups {
+        for ((win, d, s, p, eni), (bytes, flows)) in groups {
             let (Some(d), Some(s)) = (rows.name(d), rows.name(s)) else {
                 continue;
             };

@@ -43,6 +43,27 @@ impl<K, V> Default for FlatMap<K, V> {
 const FIRST_SLOTS: usize = 8;
 
 impl<K: FlatKey, V: Copy + Default> FlatMap<K, V> {
+    /// An empty map with room for `n` keys before it grows.
+    pub fn with_capacity(n: usize) -> Self {
+        let slots = (n.saturating_mul(4) / 3 + 1)
+            .next_power_of_two()
+            .max(FIRST_SLOTS);
+        FlatMap {
+            slots: vec![(K::EMPTY, V::default()); slots],
+            len: 0,
+        }
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// No key.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     #[inline]
     fn home(&self, key: K) -> usize {
         (key.hash() >> 32) as usize & (self.slots.len() - 1)
@@ -148,6 +169,17 @@ impl<K: FlatKey, V: Copy + Default> FlatMap<K, V> {
     /// Forgets every key (and gives back the slots' memory).
     pub fn clear(&mut self) {
         *self = FlatMap::default();
+    }
+}
+
+impl<K: FlatKey, V> IntoIterator for FlatMap<K, V> {
+    type Item = (K, V);
+    type IntoIter = std::iter::Filter<std::vec::IntoIter<(K, V)>, fn(&(K, V)) -> bool>;
+
+    /// The keys and their values, in slot order.
+    fn into_iter(self) -> Self::IntoIter {
+        let full: fn(&(K, V)) -> bool = |(k, _)| *k != K::EMPTY;
+        self.slots.into_iter().filter(full)
     }
 }
 

@@ -19,9 +19,10 @@ use arrow::array::{
 use arrow::datatypes::{Int32Type, Int64Type, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
 use flowlens_model::{flows, waf};
-use polars::prelude::{DataFrame, PlHashMap};
+use polars::prelude::DataFrame;
 
 use crate::config::{Allow, ScrapingConfig};
+use crate::flat::{FlatKey, FlatMap, mix};
 use crate::names::{NONE, Names};
 use crate::net::{Scope, scope_of};
 use crate::ports::PortSet;
@@ -451,16 +452,17 @@ impl<'a> FlowRows<'a> {
         none: u32,
         mut key: impl FnMut(usize) -> Option<K>,
         mut add: impl FnMut(&mut V, usize),
-    ) -> PlHashMap<K, V>
+    ) -> FlatMap<K, V>
     where
-        K: std::hash::Hash + Eq,
-        V: Default,
+        K: FlatKey,
+        V: Copy + Default,
     {
-        // Room for a group per 32 rows before the table grows.
-        let mut groups = PlHashMap::with_capacity_and_hasher(self.len() / 32, Default::default());
+        // Room for a group per 128 rows before the table grows (a detector that
+        // keeps few rows clears a small table per chunk).
+        let mut groups = FlatMap::with_capacity(self.len() / 128);
         for i in self.kept(all, none) {
             if let Some(k) = key(i) {
-                add(groups.entry(k).or_default(), i);
+                add(groups.entry_or_default(k), i);
             }
         }
         groups
@@ -500,6 +502,39 @@ impl<'a> FlowRows<'a> {
 #[inline]
 fn packet_level(pkt: &[u32], plain: &[u32], i: usize) -> u32 {
     if pkt.is_empty() { plain[i] } else { pkt[i] }
+}
+
+/// The hash of a group key of [`FlowRows::aggregate`]: a window start, two codes and
+/// up to 64 more bits (a port, a code).
+#[inline]
+fn group_hash(window: i64, a: u32, b: u32, rest: u64) -> u64 {
+    mix(u64::from(a) << 32 | u64::from(b)) ^ mix(window as u64 ^ rest.rotate_left(40))
+}
+
+/// (window start, source, destination, port): no window starts before 1970
+/// ([`TIMES`]), so the empty key is no group's.
+impl FlatKey for (i64, u32, u32, i32) {
+    const EMPTY: Self = (i64::MIN, NONE, NONE, i32::MIN);
+
+    #[inline]
+    fn hash(self) -> u64 {
+        group_hash(self.0, self.1, self.2, u64::from(self.3 as u32))
+    }
+}
+
+/// (window start, two codes, port, code), as above.
+impl FlatKey for (i64, u32, u32, i32, u32) {
+    const EMPTY: Self = (i64::MIN, NONE, NONE, i32::MIN, NONE);
+
+    #[inline]
+    fn hash(self) -> u64 {
+        group_hash(
+            self.0,
+            self.1,
+            self.2,
+            u64::from(self.3 as u32) | u64::from(self.4) << 32,
+        )
+    }
 }
 
 /// The rows of a [`FlowRows`] with and without given facts ([`FlowRows::kept`]).
@@ -1341,21 +1376,15 @@ mod tests {
         let groups = rows.aggregate(
             fact::REJECT,
             0,
-            |i| Some((window(&rows, i, 300), rows.dst[i])),
+            |i| Some((window(&rows, i, 300)?, rows.dst[i], NONE, 22)),
             |n: &mut u32, _| *n += 1,
         );
         let mut got: Vec<_> = groups
             .into_iter()
-            .map(|((w, d), n)| (w, rows.name(d), n))
+            .map(|((w, d, _, _), n)| (w, rows.name(d), n))
             .collect();
         got.sort();
-        assert_eq!(
-            got,
-            [
-                (Some(0), Some("10.0.0.2"), 2),
-                (Some(300), Some("10.0.0.2"), 1)
-            ]
-        );
+        assert_eq!(got, [(0, Some("10.0.0.2"), 2), (300, Some("10.0.0.2"), 1)]);
     }
 
     #[test]
@@ -1378,13 +1407,16 @@ mod tests {
         let groups = rows.aggregate(
             fact::REJECT,
             fact::ACCEPT,
-            |i| Some(rows.dst[i]),
+            |i| Some((0, rows.dst[i], NONE, 0)),
             |acc: &mut (u32, i64), i| {
                 acc.0 += 1;
                 acc.1 += window(&rows, i, 1).unwrap();
             },
         );
-        let mut got: Vec<_> = groups.into_iter().map(|(d, a)| (rows.name(d), a)).collect();
+        let mut got: Vec<_> = groups
+            .into_iter()
+            .map(|((_, d, _, _), a)| (rows.name(d), a))
+            .collect();
         got.sort();
         // Rows 0, 3, 6, ...: the even ones to 10.0.1.0, the odd ones to 10.0.1.1.
         let sum = |parity: i64| (0..2500).filter(|i| i % 3 == 0 && i % 2 == parity).sum();
