@@ -21,8 +21,10 @@ pub struct Texts {
     /// The texts, one after another; number `n` ends at `ends[n]`.
     text: String,
     ends: Vec<usize>,
-    /// Numbers of the longer texts by their text's hash.
-    index: HashTable<u32>,
+    /// Numbers of the longer texts, each with its text's hash (the high 32 bits): the
+    /// table grows without reading a text again, and a probe compares the text of an
+    /// equal hash only.
+    index: HashTable<(u32, u32)>,
     /// Numbers of the short texts by their [`short_key`].
     short: KeyCodes,
     hasher: PlRandomState,
@@ -44,12 +46,14 @@ impl Texts {
             hasher,
             ..
         } = self;
-        let h = hasher.hash_one(s);
-        if let Some(&n) = index.find(h, |&n| text_of(text, ends, n) == s) {
+        let h = (hasher.hash_one(s) >> 32) as u32;
+        if let Some(&(n, _)) =
+            index.find(spread(h), |&(n, at)| at == h && text_of(text, ends, n) == s)
+        {
             return n;
         }
         let n = Self::append(text, ends, s);
-        index.insert_unique(h, n, |&n| hasher.hash_one(text_of(text, ends, n)));
+        index.insert_unique(spread(h), (n, h), |&(_, at)| spread(at));
         n
     }
 
@@ -107,6 +111,12 @@ impl Texts {
         self.index.clear();
         self.short.clear();
     }
+}
+
+/// The 64-bit hash the index files a text under, made of its 32 bits kept.
+#[inline]
+fn spread(h: u32) -> u64 {
+    u64::from(h) << 32 | u64::from(h)
 }
 
 /// The text of number `n` in an arena.
