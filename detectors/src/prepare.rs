@@ -439,8 +439,9 @@ impl<'a> FlowRows<'a> {
 
     /// Groups the rows that have every [`fact`] bit of `all` and none of `none` by
     /// `key` (rows without one are left out too) and folds each group with `add`: the
-    /// flow detectors' group-by — a hash map keyed by a few integers (codes, window,
-    /// port), over the rows [`FlowRows::kept`] keeps.
+    /// flow detectors' group-by — a [`FlatMap`] keyed by a few integers (window,
+    /// codes, port; each key beside its sums in one slot), over the rows
+    /// [`FlowRows::kept`] keeps. The groups come in slot order: a consumer merges them.
     ///
     /// It replaced a polars lazy query per detector (filter, group-by on four to six
     /// keys, sums), whose kernels cost several times the work itself: polars
