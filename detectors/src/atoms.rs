@@ -184,4 +184,19 @@ mod tests {
         assert_eq!(a.text(y), "eni-0123456789abcdef0");
         assert_eq!(a.len(), 2);
     }
+
+    // Long texts (the hash index) keep their ids through its growth, which reads
+    // the hashes it keeps, not the texts.
+    #[test]
+    fn long_texts_keep_their_ids_as_the_index_grows() {
+        let mut a = Atoms::default();
+        let text = |k: u32| format!("2001:db8:{:x}:{:x}::{k}", k >> 16, k & 0xffff);
+        let ids: Vec<u32> = (0..20_000).map(|k| a.id(&text(k))).collect();
+        assert_eq!(ids, (0..20_000).collect::<Vec<u32>>());
+        for k in (0..20_000).rev() {
+            assert_eq!(a.id(&text(k)), k, "{}", text(k));
+            assert_eq!(a.text(k), text(k));
+        }
+        assert_eq!(a.len(), 20_000);
+    }
 }

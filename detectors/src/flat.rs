@@ -45,23 +45,16 @@ const FIRST_SLOTS: usize = 8;
 impl<K: FlatKey, V: Copy + Default> FlatMap<K, V> {
     /// An empty map with room for `n` keys before it grows.
     pub fn with_capacity(n: usize) -> Self {
-        let slots = (n.saturating_mul(4) / 3 + 1)
+        // At most three quarters full with `n` keys (as `room_for_one`).
+        let slots = n
+            .saturating_mul(4)
+            .div_ceil(3)
             .next_power_of_two()
             .max(FIRST_SLOTS);
         FlatMap {
             slots: vec![(K::EMPTY, V::default()); slots],
             len: 0,
         }
-    }
-
-    /// Number of keys.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// No key.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     #[inline]
@@ -232,11 +225,31 @@ mod tests {
             let mut want: Vec<(u64, u32)> = m.into_iter().collect();
             want.sort_unstable();
             prop_assert_eq!(&pairs, &want);
+            let mut owned: Vec<(u64, u32)> = t.clone().into_iter().collect();
+            owned.sort_unstable();
+            prop_assert_eq!(&owned, &pairs);
             let rebuilt: FlatMap<u64, u32> = pairs.iter().copied().collect();
             prop_assert_eq!(rebuilt.len, pairs.len());
             for (k, v) in &pairs {
                 prop_assert_eq!(rebuilt.get(*k), Some(v));
             }
+        }
+    }
+
+    #[test]
+    fn a_sized_map_holds_its_keys_without_growing() {
+        for n in [0, 1, 5, 6, 7, 100, 1000] {
+            let mut t: FlatMap<u64, u32> = FlatMap::with_capacity(n);
+            let slots = t.slots.len();
+            for k in 0..n as u64 {
+                *t.entry_or_default(k) += 1;
+            }
+            assert_eq!((t.slots.len(), t.len), (slots, n), "{n} keys");
+            // The smallest power of two that holds them.
+            assert!(
+                slots == FIRST_SLOTS || 3 * (slots / 2) < 4 * n,
+                "{n} keys: {slots} slots"
+            );
         }
     }
 
