@@ -151,11 +151,6 @@ impl Names {
         self.epoch = next_epoch();
     }
 
-    /// The code of `s`, new if it was not seen yet.
-    pub fn intern(&mut self, s: &str) -> u32 {
-        self.texts.id(s)
-    }
-
     /// Appends the code of every row of `a` to `out` ([`NONE`] for a null).
     pub fn append_codes(&mut self, a: &StringViewArray, out: &mut Vec<u32>) {
         self.append(a, None, out);
