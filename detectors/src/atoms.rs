@@ -1,9 +1,9 @@
 //! Texts as small integer ids that hold across chunks.
 //!
-//! [`crate::names::Names`] numbers the strings of one chunk; a detector whose open
-//! windows outlive many chunks keys them by [`Atoms`] ids instead of owned strings, so a
-//! peer or entity seen again costs an integer in its maps rather than a string
-//! allocation, hash and comparison per window.
+//! [`crate::names::Names`] numbers the addresses and interfaces of a run's flows; the
+//! WAF detector, whose texts are not coded so, keys its open windows by [`Atoms`] ids
+//! instead of owned strings, so a client or fingerprint seen again costs an integer in
+//! its maps rather than a string allocation, hash and comparison per window.
 
 use std::hash::BuildHasher;
 

@@ -18,6 +18,7 @@ use crate::Result;
 use crate::config::{Config, CrossAzConfig};
 use crate::detector::{Chunk, Detector, state_methods};
 use crate::inventory::Inventory;
+use crate::names::Names;
 use crate::net::parse_ip;
 use crate::prepare::{WindowOf, fact};
 use crate::render;
@@ -327,7 +328,7 @@ impl Detector for CrossAz {
         Ok(())
     }
 
-    fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>> {
+    fn flush(&mut self, watermark: i64, _: &Names) -> Result<Vec<Finding>> {
         let w = self.cfg.window_secs;
         let mut out = Vec::new();
         for (start, talk) in self.state.windows.close(watermark, w) {

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::inventory::{self, Inventory};
+use crate::names::Names;
 use crate::{Error, Result, prepare};
 
 /// One chunk of rows as the detectors see it: flows or WAF requests.
@@ -93,14 +94,23 @@ pub trait Detector: Send {
     fn input(&self) -> LogKind;
     /// Folds one prepared chunk into the open windows.
     fn observe(&mut self, chunk: &Chunk<'_>) -> Result<()>;
-    /// Closes the windows ending at or before `watermark` (unix seconds).
-    fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>>;
+    /// Closes the windows ending at or before `watermark` (unix seconds). `names` are
+    /// the run's ([`Chunk::Flows`]' rows are coded with them).
+    fn flush(&mut self, watermark: i64, names: &Names) -> Result<Vec<Finding>>;
     /// The detector's state as JSON.
-    fn state(&self) -> Result<Value>;
-    /// Replaces the state.
-    fn restore(&mut self, state: Value) -> Result<()>;
+    fn state(&self, names: &Names) -> Result<Value>;
+    /// Replaces the state. A detector that keys open windows by code interns their
+    /// texts into `names`.
+    fn restore(&mut self, state: Value, names: &mut Names) -> Result<()>;
     /// Merges another shard's state into this one.
-    fn merge(&mut self, other: Value) -> Result<()>;
+    fn merge(&mut self, other: Value, names: &mut Names) -> Result<()>;
+    /// The run's names start over (the registry bounds them, [`prepare::FlowNames::MAX`]):
+    /// whatever the detector keeps by a code of `old` it keys by one of `new` instead.
+    /// Nothing to do for a detector that keeps no code past its chunk.
+    fn rename(&mut self, old: &Names, new: &mut Names) -> Result<()> {
+        let _ = (old, new);
+        Ok(())
+    }
 }
 
 /// A detector's saved state as JSON.
@@ -117,16 +127,24 @@ pub(crate) fn state_from_json<T: serde::de::DeserializeOwned>(value: Value) -> R
 /// implementing [`crate::stats::Merge`] in a field named `state`.
 macro_rules! state_methods {
     () => {
-        fn state(&self) -> $crate::Result<serde_json::Value> {
+        fn state(&self, _: &$crate::names::Names) -> $crate::Result<serde_json::Value> {
             $crate::detector::state_to_json(&self.state)
         }
 
-        fn restore(&mut self, state: serde_json::Value) -> $crate::Result<()> {
+        fn restore(
+            &mut self,
+            state: serde_json::Value,
+            _: &mut $crate::names::Names,
+        ) -> $crate::Result<()> {
             self.state = $crate::detector::state_from_json(state)?;
             Ok(())
         }
 
-        fn merge(&mut self, other: serde_json::Value) -> $crate::Result<()> {
+        fn merge(
+            &mut self,
+            other: serde_json::Value,
+            _: &mut $crate::names::Names,
+        ) -> $crate::Result<()> {
             let other = $crate::detector::state_from_json(other)?;
             $crate::stats::Merge::merge(&mut self.state, other);
             Ok(())
@@ -136,21 +154,30 @@ macro_rules! state_methods {
 pub(crate) use state_methods;
 
 /// Implements `state`/`restore`/`merge` for a detector that runs on another form of
-/// its state than it saves: a field `state` of a type `State` with `save(&self) ->
-/// Saved` and `load(Saved) -> State`, where `Saved` is a serde type implementing
-/// [`crate::stats::Merge`] (merging goes through the saved form).
+/// its state than it saves, and keeps no name code past its chunk: a field `state` of
+/// a type `State` with `save(&self) -> Saved` and `load(Saved) -> State`, where `Saved`
+/// is a serde type implementing [`crate::stats::Merge`] (merging goes through the
+/// saved form).
 macro_rules! saved_state_methods {
     () => {
-        fn state(&self) -> $crate::Result<serde_json::Value> {
+        fn state(&self, _: &$crate::names::Names) -> $crate::Result<serde_json::Value> {
             $crate::detector::state_to_json(&self.state.save())
         }
 
-        fn restore(&mut self, state: serde_json::Value) -> $crate::Result<()> {
+        fn restore(
+            &mut self,
+            state: serde_json::Value,
+            _: &mut $crate::names::Names,
+        ) -> $crate::Result<()> {
             self.state = State::load($crate::detector::state_from_json(state)?);
             Ok(())
         }
 
-        fn merge(&mut self, other: serde_json::Value) -> $crate::Result<()> {
+        fn merge(
+            &mut self,
+            other: serde_json::Value,
+            _: &mut $crate::names::Names,
+        ) -> $crate::Result<()> {
             let mut saved = self.state.save();
             let other: Saved = $crate::detector::state_from_json(other)?;
             $crate::stats::Merge::merge(&mut saved, other);
@@ -198,8 +225,10 @@ pub struct Registry {
     known: Inventory,
     learning: inventory::Tables,
     /// The run's addresses and interfaces as codes, judged once each (at most
-    /// [`prepare::FlowNames::MAX`] before the codes start over).
+    /// `name_bound` before the codes start over).
     lex: prepare::FlowNames,
+    /// [`prepare::FlowNames::MAX`] ([`Registry::with_name_bound`]).
+    name_bound: usize,
     /// The calling thread's CPU time, if the caller measures it
     /// ([`Registry::with_cpu_clock`]).
     clock: Option<fn() -> Duration>,
@@ -249,6 +278,7 @@ impl Registry {
         }
         Registry {
             lex: prepare::FlowNames::new(config.allow.clone()),
+            name_bound: prepare::FlowNames::MAX,
             config,
             detectors,
             pending_flows: Vec::new(),
@@ -267,6 +297,14 @@ impl Registry {
 
     fn wants(&self, kind: LogKind) -> bool {
         self.detectors.iter().any(|d| d.input() == kind)
+    }
+
+    /// Starts the run's name codes over past `max` distinct names rather than
+    /// [`prepare::FlowNames::MAX`] (for tests of starting over: the findings and state
+    /// are the same).
+    pub fn with_name_bound(mut self, max: usize) -> Self {
+        self.name_bound = max;
+        self
     }
 
     /// Measures the CPU time of its work with `clock`, the calling thread's CPU time
@@ -383,7 +421,9 @@ impl Registry {
                     return Ok(());
                 }
                 batches = std::mem::take(&mut self.pending_flows);
-                self.lex.bound(prepare::FlowNames::MAX);
+                if self.lex.names().len() > self.name_bound {
+                    self.start_names_over()?;
+                }
                 let rows = prepare::flow_rows(&batches, &mut self.lex)?;
                 let learned = self.known.learn(&batches, &rows, &mut self.learning)?;
                 Chunk::Flows {
@@ -411,6 +451,20 @@ impl Registry {
         Ok(())
     }
 
+    /// Starts the run's codes over, each flow detector re-keying what it keeps by
+    /// code.
+    fn start_names_over(&mut self) -> Result<()> {
+        let old = self.lex.start_over();
+        for d in self
+            .detectors
+            .iter_mut()
+            .filter(|d| d.input() == LogKind::Flows)
+        {
+            d.rename(&old, self.lex.names_mut())?;
+        }
+        Ok(())
+    }
+
     /// Runs the buffered rows, then closes every window ending at or before
     /// `watermark`. Findings come sorted by severity (highest first), then id.
     ///
@@ -426,7 +480,8 @@ impl Registry {
         let mut out = Vec::new();
         for d in &mut self.detectors {
             let t = self.cpu.detectors.entry(d.id().as_str()).or_default();
-            out.extend(timed(self.clock, t, || d.flush(watermark))?);
+            let names = self.lex.names();
+            out.extend(timed(self.clock, t, || d.flush(watermark, names))?);
         }
         out.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.id.cmp(&b.id)));
         Ok(out)
@@ -444,7 +499,7 @@ impl Registry {
         })?;
         let mut map = serde_json::Map::new();
         for d in &self.detectors {
-            map.insert(d.id().as_str().to_string(), d.state()?);
+            map.insert(d.id().as_str().to_string(), d.state(self.lex.names())?);
         }
         Ok(serde_json::json!({"version": STATE_VERSION, "detectors": map}))
     }
@@ -474,7 +529,7 @@ impl Registry {
         let mut states = Self::detector_states(state)?;
         for d in &mut self.detectors {
             if let Some(s) = states.remove(d.id().as_str()) {
-                d.restore(s)?;
+                d.restore(s, self.lex.names_mut())?;
             }
         }
         Ok(())
@@ -490,7 +545,7 @@ impl Registry {
         let mut states = Self::detector_states(other)?;
         for d in &mut self.detectors {
             if let Some(s) = states.remove(d.id().as_str()) {
-                d.merge(s)?;
+                d.merge(s, self.lex.names_mut())?;
             }
         }
         Ok(())

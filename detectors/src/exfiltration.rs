@@ -17,12 +17,11 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::Result;
-use crate::atoms::Atoms;
 use crate::config::{Config, ExfiltrationConfig};
-use crate::detector::{Chunk, Detector, saved_state_methods};
+use crate::detector::{Chunk, Detector, state_from_json, state_to_json};
 use crate::flat::{self, FlatKey, FlatMap};
 use crate::inventory::Inventory;
-use crate::names::NONE;
+use crate::names::{NONE, Names};
 use crate::prepare::{WindowOf, fact};
 use crate::render;
 use crate::stats::{Episodes, History, Merge, Update, Windows, merge_map};
@@ -174,13 +173,13 @@ impl LiveAcc {
     }
 }
 
-/// One entity in one window while it is open: destinations and interfaces by
-/// [`Atoms`] id. An entity can have thousands of destinations in a window, and every
-/// row it sends looks one up, which is most of this detector's time (a cache miss
-/// per row): the table is keyed by (destination, service port) with 32-byte entries,
-/// where it was keyed by destination with a vector of ports (56-byte entries), and
-/// each entry holds its key ([`FlatMap`]: one line to load, not a control group and
-/// then a bucket).
+/// One entity in one window while it is open: destinations and interfaces by the
+/// run's name codes ([`Names`]). An entity can have thousands of destinations in a
+/// window, and every row it sends looks one up, which is most of this detector's time
+/// (a cache miss per row): the table is keyed by (destination, service port) with
+/// 32-byte entries, where it was keyed by destination with a vector of ports (56-byte
+/// entries), and each entry holds its key ([`FlatMap`]: one line to load, not a control
+/// group and then a bucket).
 #[derive(Debug, Clone, Default)]
 struct Win {
     /// (destination, service port) → bytes and flows.
@@ -198,7 +197,7 @@ impl Win {
     }
 }
 
-/// A destination's atom and a service port, as one word (a [`FlatMap`] key).
+/// A destination's name code and a service port, as one word (a [`FlatMap`] key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct PeerKey(u64);
 
@@ -217,7 +216,7 @@ impl PeerKey {
 }
 
 impl FlatKey for PeerKey {
-    /// The destination [`UNSEEN`], never an atom.
+    /// The destination [`NONE`], never a row's peer.
     const EMPTY: PeerKey = PeerKey(u64::MAX);
 
     #[inline]
@@ -226,9 +225,15 @@ impl FlatKey for PeerKey {
     }
 }
 
-/// The open windows by entity id.
+/// The open windows by entity code.
 type Ents = HashMap<u32, Win, PlRandomState>;
 
+/// The detector's state while it runs: open windows keyed by the run's name codes.
+/// The registry's [`Names`] outlive every chunk, so a destination met again costs no
+/// text hash (the detector once interned every destination again into atoms of its
+/// own: a quarter of its time, most destinations being one-off IPv6 addresses, session
+/// 31). Saving, restoring and merging go through texts; when the registry starts its
+/// codes over, the open windows are re-keyed ([`Detector::rename`]).
 #[derive(Debug, Clone, Default)]
 struct State {
     /// window → entity → its egress.
@@ -236,64 +241,30 @@ struct State {
     history: BTreeMap<String, History>,
     inventory: Inventory,
     episodes: Episodes,
-    /// Texts of the open windows' entities, destinations and interfaces (and, until
-    /// the next [`State::compact`], of closed ones).
-    atoms: Atoms,
-    /// Number of atoms after the last compaction.
-    live_atoms: usize,
-    /// The atom of each name code met so far ([`UNSEEN`], [`SKIP`]), for the
-    /// epoch of the names ([`crate::names::Names::epoch`]) and the atoms it was
-    /// filled with: a new state (load, compaction) starts it over.
-    coded: CodedAtoms,
+    /// Whether each code met so far names an allowed destination.
+    allowed: AllowedCodes,
 }
 
-/// Name code → atom, kept across chunks ([`State::coded`]).
+/// Code → whether it names an allowed destination ([`KEEP`], [`SKIP`], or
+/// [`UNJUDGED`] yet), for the epoch of the names ([`Names::epoch`]) it was filled
+/// under. Unused without allowed destinations.
 #[derive(Debug, Clone, Default)]
-struct CodedAtoms {
-    /// The names' epoch the table was filled under.
+struct AllowedCodes {
     epoch: Option<u64>,
-    ids: Vec<u32>,
+    judged: Vec<u8>,
 }
 
-/// A name code whose atom was not looked up yet.
-const UNSEEN: u32 = u32::MAX;
-/// An allowed destination: no atom.
-const SKIP: u32 = u32::MAX - 1;
+const UNJUDGED: u8 = 0;
+const KEEP: u8 = 1;
+const SKIP: u8 = 2;
 
 impl State {
-    /// Renumbers the open windows' texts into fresh atoms, dropping those of closed
-    /// windows.
-    fn compact(&mut self) {
-        let old = std::mem::take(&mut self.atoms);
-        let atoms = &mut self.atoms;
-        let mut renumber = |id: u32| atoms.id(old.text(id));
-        for ents in self.windows.open.values_mut() {
-            *ents = std::mem::take(ents)
-                .into_iter()
-                .map(|(e, mut w)| {
-                    w.peers = w
-                        .peers
-                        .iter()
-                        .map(|(k, acc)| (PeerKey::new(renumber(k.peer()), k.port()), *acc))
-                        .collect();
-                    for i in &mut w.enis {
-                        *i = renumber(*i);
-                    }
-                    (renumber(e), w)
-                })
-                .collect();
-        }
-        self.live_atoms = self.atoms.len();
-        self.coded = CodedAtoms::default();
-    }
-
-    fn save(&self) -> Saved {
-        let atoms = &self.atoms;
-        let text = |id: &u32| atoms.text(*id).to_string();
+    fn save(&self, names: &Names) -> Saved {
+        let text = |code: &u32| names.get(*code).to_string();
         let win = |w: &Win| {
             let mut peers: BTreeMap<String, Ports> = BTreeMap::new();
             for (k, acc) in w.peers.iter() {
-                *crate::rows::slot(&mut peers, atoms.text(k.peer())).entry(k.port()) = acc.save();
+                *crate::rows::slot(&mut peers, names.get(k.peer())).entry(k.port()) = acc.save();
             }
             SavedWin {
                 peers,
@@ -312,8 +283,8 @@ impl State {
         }
     }
 
-    fn load(mut saved: Saved) -> State {
-        let mut atoms = Atoms::default();
+    /// The state of `saved`, its texts coded by `names` (interned if new).
+    fn load(mut saved: Saved, names: &mut Names) -> State {
         let open = std::mem::take(&mut saved.windows.open)
             .into_iter()
             .map(|(start, ents)| {
@@ -322,16 +293,16 @@ impl State {
                     .map(|(e, w)| {
                         let mut peers = FlatMap::default();
                         for (p, ports) in w.peers {
-                            let p = atoms.id(&p);
+                            let p = names.intern(&p);
                             for (port, acc) in ports.iter() {
                                 peers.insert_new(PeerKey::new(p, port), LiveAcc::load(acc));
                             }
                         }
                         let win = Win {
                             peers,
-                            enis: w.enis.iter().map(|e| atoms.id(e)).collect(),
+                            enis: w.enis.iter().map(|e| names.intern(e)).collect(),
                         };
-                        (atoms.id(&e), win)
+                        (names.intern(&e), win)
                     })
                     .collect();
                 (start, ents)
@@ -342,9 +313,7 @@ impl State {
             history: saved.history,
             inventory: saved.inventory,
             episodes: saved.episodes,
-            live_atoms: atoms.len(),
-            atoms,
-            coded: CodedAtoms::default(),
+            allowed: AllowedCodes::default(),
         }
     }
 }
@@ -362,7 +331,7 @@ impl Exfiltration {
         }
     }
 
-    fn judge(&self, window: i64, entity: &str, win: &Win) -> Option<Finding> {
+    fn judge(&self, window: i64, entity: &str, win: &Win, names: &Names) -> Option<Finding> {
         let cfg = &self.cfg;
         let w = cfg.window_secs;
         let observed = win.bytes();
@@ -393,11 +362,10 @@ impl Exfiltration {
             (25, 30)
         };
 
-        let atoms = &self.state.atoms;
         let mut peers: Vec<(&str, i32, PeerAcc)> = win
             .peers
             .iter()
-            .map(|(k, acc)| (atoms.text(k.peer()), k.port(), acc.save()))
+            .map(|(k, acc)| (names.get(k.peer()), k.port(), acc.save()))
             .collect();
         peers.sort_by(|a, b| {
             b.2.bytes()
@@ -409,7 +377,7 @@ impl Exfiltration {
         let eni = win
             .enis
             .iter()
-            .map(|e| atoms.text(*e))
+            .map(|e| names.get(*e))
             .min()
             .or_else(|| self.state.inventory.eni_of(entity))
             .map(str::to_string);
@@ -614,34 +582,35 @@ impl Detector for Exfiltration {
         } else {
             fact::ALLOWED
         };
-        // Name code → atom id, looked up once per run (SKIP: an allowed
-        // destination).
+        // Whether a destination is allowed, judged once per code and epoch (only if
+        // any is).
         let names = rows.names();
         let State {
-            windows,
-            atoms,
-            coded,
-            ..
+            windows, allowed, ..
         } = &mut self.state;
-        if coded.epoch != Some(names.epoch()) {
-            *coded = CodedAtoms {
-                epoch: Some(names.epoch()),
-                ids: Vec::new(),
-            };
-        }
-        coded.ids.resize(names.len(), UNSEEN);
-        let ids = &mut coded.ids;
-        let mut id = |code: u32, peer: bool| {
-            let slot = &mut ids[code as usize];
-            if *slot == UNSEEN {
-                let text = names.get(code);
-                *slot = if peer && self.cfg.allowed_destinations.contains_str(text) {
-                    SKIP
-                } else {
-                    atoms.id(text)
+        let allowlist = &self.cfg.allowed_destinations;
+        if !allowlist.is_empty() {
+            if allowed.epoch != Some(names.epoch()) {
+                *allowed = AllowedCodes {
+                    epoch: Some(names.epoch()),
+                    judged: Vec::new(),
                 };
             }
-            *slot
+            allowed.judged.resize(names.len(), UNJUDGED);
+        }
+        let mut skip = |code: u32| {
+            if allowlist.is_empty() {
+                return false;
+            }
+            let j = &mut allowed.judged[code as usize];
+            if *j == UNJUDGED {
+                *j = if allowlist.contains_str(names.get(code)) {
+                    SKIP
+                } else {
+                    KEEP
+                };
+            }
+            *j == SKIP
         };
         // Accepted egress from a private packet-level source to a public destination,
         // folded row by row into the open windows: (window, entity) → (peer, service
@@ -668,11 +637,9 @@ impl Detector for Exfiltration {
             let Some(start) = rows.start(i) else {
                 continue;
             };
-            let p = id(peer, true);
-            if p == SKIP {
+            if skip(peer) {
                 continue;
             }
-            let e = id(entity, false);
             let win = window.of(start);
             if open.as_ref().is_none_or(|(at, _)| *at != win) {
                 open = Some((win, windows.slot(win, 0)));
@@ -681,12 +648,12 @@ impl Detector for Exfiltration {
                 late += 1;
                 continue;
             };
-            let ent = ents.entry(e).or_default();
+            let ent = ents.entry(entity).or_default();
             // The packet-level source differs from the interface's own address.
             let via_nat = rows.src[i] != NONE && entity != rows.src[i];
             let port = rows.svc_port(i).unwrap_or(0);
             let bytes = rows.bytes[i].max(0) as u64;
-            let acc = ent.peers.entry_or_default(PeerKey::new(p, port));
+            let acc = ent.peers.entry_or_default(PeerKey::new(peer, port));
             if via_nat {
                 acc.nat.merge(bytes);
                 acc.nat_flows = acc.nat_flows.saturating_add(1);
@@ -694,11 +661,8 @@ impl Detector for Exfiltration {
                 acc.direct.merge(bytes);
                 acc.direct_flows = acc.direct_flows.saturating_add(1);
                 let eni = rows.eni[i];
-                if eni != NONE {
-                    let eni = id(eni, false);
-                    if !ent.enis.contains(&eni) {
-                        ent.enis.push(eni);
-                    }
+                if eni != NONE && !ent.enis.contains(&eni) {
+                    ent.enis.push(eni);
                 }
             }
         }
@@ -706,13 +670,13 @@ impl Detector for Exfiltration {
         Ok(())
     }
 
-    fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>> {
+    fn flush(&mut self, watermark: i64, names: &Names) -> Result<Vec<Finding>> {
         let w = self.cfg.window_secs;
         let mut out = Vec::new();
         for (start, ents) in self.state.windows.close(watermark, w) {
             let found: Vec<Finding> = ents
                 .iter()
-                .filter_map(|(e, win)| self.judge(start, self.state.atoms.text(*e), win))
+                .filter_map(|(e, win)| self.judge(start, names.get(*e), win, names))
                 .collect();
             for f in dedup_nat(found) {
                 // Egress that goes on is one finding: updated unless this window is
@@ -725,7 +689,7 @@ impl Detector for Exfiltration {
             }
             self.state.episodes.close(start);
             for (e, win) in ents {
-                let entity = self.state.atoms.text(e).to_string();
+                let entity = names.get(e).to_string();
                 self.state.history.entry(entity).or_default().record(
                     start,
                     win.bytes(),
@@ -733,21 +697,38 @@ impl Detector for Exfiltration {
                 );
             }
         }
-        if self.state.atoms.outgrown(self.state.live_atoms) {
-            self.state.compact();
-        }
         Ok(out)
     }
 
-    saved_state_methods!();
+    fn state(&self, names: &Names) -> Result<serde_json::Value> {
+        state_to_json(&self.state.save(names))
+    }
+
+    fn restore(&mut self, state: serde_json::Value, names: &mut Names) -> Result<()> {
+        self.state = State::load(state_from_json(state)?, names);
+        Ok(())
+    }
+
+    fn merge(&mut self, other: serde_json::Value, names: &mut Names) -> Result<()> {
+        let mut saved = self.state.save(names);
+        saved.merge(state_from_json(other)?);
+        self.state = State::load(saved, names);
+        Ok(())
+    }
+
+    fn rename(&mut self, old: &Names, new: &mut Names) -> Result<()> {
+        self.state = State::load(self.state.save(old), new);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use flowlens_model::LogKind;
 
+    use crate::names::Names;
     use crate::testing::flows_batch;
-    use crate::{Config, Registry};
+    use crate::{Config, Detector, Registry};
 
     const HEADER: &str = "version account-id interface-id srcaddr dstaddr srcport dstport \
                           protocol packets bytes start end action log-status";
@@ -802,7 +783,7 @@ mod tests {
     }
 
     #[test]
-    fn compacting_keeps_the_open_windows_and_drops_closed_texts() {
+    fn renaming_keeps_the_open_windows_and_drops_closed_texts() {
         let line = |i: u32, t: i64| {
             format!(
                 "2 123456789012 eni-0aaa 10.0.0.5 203.0.{}.{} 40001 443 6 10 5000 {t} {} ACCEPT OK",
@@ -816,18 +797,22 @@ mod tests {
         let open: Vec<String> = (0..3).map(|i| line(1000 + i, 1_700_000_500)).collect();
         let batch =
             |v: &[String]| flows_batch(HEADER, &v.iter().map(String::as_str).collect::<Vec<_>>());
-        let mut d = super::Exfiltration::new(&only_exfiltration());
         let mut r = Registry::new(only_exfiltration());
         r.observe(LogKind::Flows, &batch(&closed)).unwrap();
         r.observe(LogKind::Flows, &batch(&open)).unwrap();
         let state = r.state().unwrap()["detectors"]["exfiltration-spike"].clone();
-        crate::Detector::restore(&mut d, state).unwrap();
-        crate::Detector::flush(&mut d, 1_700_000_400).unwrap();
-        let before = crate::Detector::state(&d).unwrap();
-        assert_eq!(d.state.atoms.len(), 300 + 3 + 2); // destinations, entity, interface
-        d.state.compact();
-        assert_eq!(d.state.atoms.len(), 3 + 2);
-        assert_eq!(crate::Detector::state(&d).unwrap(), before);
+        let mut d = super::Exfiltration::new(&only_exfiltration());
+        let mut old = Names::default();
+        d.restore(state, &mut old).unwrap();
+        assert_eq!(old.len(), 300 + 3 + 2); // destinations, entity, interface
+        d.flush(1_700_000_400, &old).unwrap();
+        let before = d.state(&old).unwrap();
+        // The names start over: the open window's texts only, under new codes.
+        let mut new = Names::default();
+        new.intern("198.51.100.1");
+        d.rename(&old, &mut new).unwrap();
+        assert_eq!(new.len(), 1 + 3 + 2);
+        assert_eq!(d.state(&new).unwrap(), before);
     }
 
     #[test]

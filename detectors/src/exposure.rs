@@ -20,6 +20,7 @@ use crate::Result;
 use crate::config::{Config, ExposureConfig};
 use crate::detector::{Chunk, Detector, state_methods};
 use crate::inventory::Inventory;
+use crate::names::Names;
 use crate::ports::PortSet;
 use crate::prepare::{WindowOf, fact};
 use crate::render;
@@ -352,7 +353,7 @@ impl Detector for Exposure {
         Ok(())
     }
 
-    fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>> {
+    fn flush(&mut self, watermark: i64, _: &Names) -> Result<Vec<Finding>> {
         let w = self.cfg.window_secs;
         let mut out = Vec::new();
         for (start, dsts) in self.state.windows.close(watermark, w) {

@@ -20,6 +20,7 @@ use crate::Result;
 use crate::config::{Config, LateralConfig};
 use crate::detector::{Chunk, Detector, state_methods};
 use crate::inventory::Inventory;
+use crate::names::Names;
 use crate::prepare::{WindowOf, fact};
 use crate::render;
 use crate::rows::slot;
@@ -443,7 +444,7 @@ impl Detector for Lateral {
         Ok(())
     }
 
-    fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>> {
+    fn flush(&mut self, watermark: i64, _: &Names) -> Result<Vec<Finding>> {
         let w = self.cfg.window_secs;
         let mut out = Vec::new();
         for (start, srcs) in self.state.windows.close(watermark, w) {

@@ -13,7 +13,8 @@
 //! each detector folds the rows it keeps into per-window state keyed by integers
 //! ([`prepare::FlowRows::aggregate`], or row by row); WAF batches are handed to polars
 //! without copying ([`frame`]: the Arrow C Data Interface) and reduced by its
-//! group-bys. Open windows keep texts as run-wide ids ([`atoms`]); all state merges
+//! group-bys. Open windows keep texts as the run's name codes (flows) or as ids of
+//! the detector's own ([`atoms`], WAF); all state merges
 //! ([`stats::Merge`]). No IO, no clock, no AWS: time is a watermark, configuration a
 //! [`Config`].
 

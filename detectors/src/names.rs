@@ -8,8 +8,8 @@
 //! of their (small) aggregation results back into text. The registry keeps one
 //! `Names` for the whole run: a string seen in an earlier chunk costs no hashing again,
 //! and what is judged per distinct name (scope, allowlists) is judged once per run.
-//! Past [`Names::clear`] (the registry bounds the run's names) codes start over under
-//! a new [`Names::epoch`].
+//! Past a bound the registry starts the codes over with new `Names` (a new
+//! [`Names::epoch`]), and a detector that keeps codes across chunks re-keys them.
 //!
 //! Interning reads each row's Arrow view first and looks it up in a small
 //! direct-mapped cache of recent keys. A text of at most 15 bytes (every IPv4 address,
@@ -149,6 +149,12 @@ impl Names {
         self.cache.fill(Cached::EMPTY);
         self.arrays = 0;
         self.epoch = next_epoch();
+    }
+
+    /// The code of `s`, new if it was not seen yet: a detector restoring state keys
+    /// its open windows by the run's codes.
+    pub fn intern(&mut self, s: &str) -> u32 {
+        self.texts.id(s)
     }
 
     /// Appends the code of every row of `a` to `out` ([`NONE`] for a null).

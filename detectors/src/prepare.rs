@@ -287,7 +287,7 @@ pub struct FlowNames {
 }
 
 impl FlowNames {
-    /// Distinct names past which [`FlowNames::bound`] starts the codes over: about
+    /// Distinct names past which the registry starts the codes over ([`FlowNames::start_over`]): about
     /// 50 MB with what each detector keeps per code. Interfaces and the addresses of
     /// a VPC and its usual peers are far fewer; a run that meets more (months of
     /// internet scanners) re-learns the codes of the ones it meets again.
@@ -310,15 +310,20 @@ impl FlowNames {
         &self.names
     }
 
-    /// Starts the codes over (a new [`Names::epoch`]) once there are more than `max`
-    /// names.
-    pub fn bound(&mut self, max: usize) {
-        if self.names.len() > max {
-            self.names.clear();
-            self.scope.clear();
-            self.cidr_hit.clear();
-            self.eni_hit.clear();
-        }
+    /// The names, to intern texts a detector restores ([`crate::Detector::restore`]).
+    /// Their scopes are judged with the next chunk's.
+    pub fn names_mut(&mut self) -> &mut Names {
+        &mut self.names
+    }
+
+    /// Starts the codes over (a new [`Names::epoch`]), handing back the names so far:
+    /// a detector that keeps codes across chunks re-keys them
+    /// ([`crate::Detector::rename`]).
+    pub fn start_over(&mut self) -> Names {
+        self.scope.clear();
+        self.cidr_hit.clear();
+        self.eni_hit.clear();
+        std::mem::take(&mut self.names)
     }
 
     /// The scope of a code's name ([`Scope::Unknown`] for [`NONE`]), as judged by
@@ -1248,10 +1253,9 @@ mod tests {
         assert_eq!(again.names().epoch(), epoch);
         assert_eq!(again.names().len(), known + 2);
         let again_facts = again.facts.clone();
-        // Past the bound the codes start over, under a new epoch.
-        lex.bound(known + 2);
-        assert_eq!(lex.names().epoch(), epoch);
-        lex.bound(known);
+        // Started over: the names so far handed back, the codes anew under a new epoch.
+        let old = lex.start_over();
+        assert_eq!((old.epoch(), old.len()), (epoch, known + 2));
         assert_ne!(lex.names().epoch(), epoch);
         assert!(lex.names().is_empty());
         let fresh = flow_rows(&next, &mut lex).unwrap();

@@ -25,6 +25,7 @@ use crate::Result;
 use crate::atoms::Atoms;
 use crate::config::{Config, ScrapingConfig};
 use crate::detector::{Chunk, Detector, saved_state_methods};
+use crate::names::Names;
 use crate::prepare::derived;
 use crate::render;
 use crate::rows::{ints, texts};
@@ -725,7 +726,7 @@ impl Detector for Scraping {
         Ok(())
     }
 
-    fn flush(&mut self, watermark: i64) -> Result<Vec<Finding>> {
+    fn flush(&mut self, watermark: i64, _: &Names) -> Result<Vec<Finding>> {
         let w = self.cfg.window_secs;
         let mut out = Vec::new();
         for (start, open) in self.state.windows.close(watermark, w) {
@@ -935,15 +936,16 @@ mod tests {
         r.observe(LogKind::Waf, &waf_batch(&closed)).unwrap();
         r.observe(LogKind::Waf, &waf_batch(&open)).unwrap();
         let mut d = super::Scraping::new(&only_scraping());
-        d.restore(state(&mut r)).unwrap();
-        d.flush(1_700_000_400).unwrap();
-        let before = d.state().unwrap();
+        let mut names = crate::names::Names::default();
+        d.restore(state(&mut r), &mut names).unwrap();
+        d.flush(1_700_000_400, &names).unwrap();
+        let before = d.state(&names).unwrap();
         let atoms = d.state.atoms.len();
         assert!(atoms > 300, "{atoms}");
         d.state = super::State::load(d.state.save());
         // One client left: its IP, fingerprint, web ACL, account and region, and up
         // to three user agents, countries and URIs.
         assert!(d.state.atoms.len() <= 14, "{}", d.state.atoms.len());
-        assert_eq!(d.state().unwrap(), before);
+        assert_eq!(d.state(&names).unwrap(), before);
     }
 }

@@ -62,6 +62,33 @@ proptest! {
     }
 }
 
+#[test]
+fn names_starting_over_change_nothing() {
+    // A bound far below the input's distinct names: the codes start over several
+    // times, with windows open and after some have closed.
+    let mut r = Registry::new(Config::default()).with_name_bound(200);
+    let mut found = Vec::new();
+    let mut plain = Registry::new(Config::default());
+    let mut expected = Vec::new();
+    for (i, (kind, b)) in input().iter().enumerate() {
+        r.observe(*kind, b).unwrap();
+        plain.observe(*kind, b).unwrap();
+        if i % 7 == 6 {
+            let at = first_time(*kind, b);
+            found.extend(r.flush(at).unwrap());
+            expected.extend(plain.flush(at).unwrap());
+        }
+    }
+    assert_eq!(r.state().unwrap(), plain.state().unwrap());
+    found.extend(r.flush(i64::MAX).unwrap());
+    expected.extend(plain.flush(i64::MAX).unwrap());
+    assert!(!expected.is_empty());
+    assert_eq!(
+        serde_json::to_string(&found).unwrap(),
+        serde_json::to_string(&expected).unwrap()
+    );
+}
+
 /// Run 1 closes everything before `cut`; run 2 restores its state and sees the rest.
 /// Returns both runs' findings.
 fn two_runs(cut: i64) -> Vec<flowlens_model::finding::Finding> {
