@@ -236,25 +236,31 @@ pub struct Registry {
     cpu: CpuTimes,
 }
 
-/// CPU time of a [`Registry`]'s work ([`Registry::cpu_secs`]).
+/// CPU time of a [`Registry`]'s work ([`Registry::cpu_secs`]), read as laps: the
+/// clock is read when a call starts and after each part of it, each reading ending
+/// the part before. Timing each part apart took two readings per part, and a
+/// reading of a thread's CPU clock is a system call (some microseconds here).
 #[derive(Debug, Default)]
 struct CpuTimes {
-    /// In `observe`, `flush` and `state`, the detectors' own included.
-    all: Duration,
+    /// The shared work: checking, buffering and preparing batches (coding names,
+    /// learning the inventory).
+    prepare: Duration,
     /// In each detector's `observe` and `flush`.
     detectors: BTreeMap<&'static str, Duration>,
+    /// The reading that started the current part (none outside a call, or without a
+    /// clock).
+    last: Option<Duration>,
 }
 
-/// Runs `f`, adding the CPU time it took (by `clock`) to `total`; just runs it
-/// without a clock.
-fn timed<T>(clock: Option<fn() -> Duration>, total: &mut Duration, f: impl FnOnce() -> T) -> T {
-    let Some(clock) = clock else {
-        return f();
-    };
-    let start = clock();
-    let out = f();
-    *total += clock().saturating_sub(start);
-    out
+/// Ends the current part ([`CpuTimes`]): the CPU time since `last` (by `clock`) added
+/// to `total`, and the reading kept as the next part's start. Nothing without a clock
+/// or outside a call.
+fn lap(clock: Option<fn() -> Duration>, last: &mut Option<Duration>, total: &mut Duration) {
+    if let (Some(clock), Some(start)) = (clock, *last) {
+        let now = clock();
+        *total += now.saturating_sub(start);
+        *last = Some(now);
+    }
 }
 
 impl Registry {
@@ -323,11 +329,7 @@ impl Registry {
         if self.clock.is_none() {
             return BTreeMap::new();
         }
-        let own: Duration = self.cpu.detectors.values().sum();
-        let mut out = BTreeMap::from([(
-            "prepare".to_string(),
-            self.cpu.all.saturating_sub(own).as_secs_f64(),
-        )]);
+        let mut out = BTreeMap::from([("prepare".to_string(), self.cpu.prepare.as_secs_f64())]);
         for d in &self.detectors {
             let id = d.id().as_str();
             let t = self.cpu.detectors.get(id).copied().unwrap_or_default();
@@ -344,11 +346,13 @@ impl Registry {
         self.timed_call(|r| r.observe_timed(kind, batch))
     }
 
-    /// Runs `f` on the registry, the CPU time it takes added to `cpu.all`.
+    /// Runs `f` on the registry, timing its parts ([`CpuTimes`]): what no detector
+    /// took counts as `prepare`.
     fn timed_call<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
-        let (clock, mut all) = (self.clock, self.cpu.all);
-        let out = timed(clock, &mut all, || f(self));
-        self.cpu.all = all;
+        self.cpu.last = self.clock.map(|clock| clock());
+        let out = f(self);
+        lap(self.clock, &mut self.cpu.last, &mut self.cpu.prepare);
+        self.cpu.last = None;
         out
     }
 
@@ -444,9 +448,12 @@ impl Registry {
             cpu,
             ..
         } = self;
+        lap(*clock, &mut cpu.last, &mut cpu.prepare);
         for d in detectors.iter_mut().filter(|d| d.input() == kind) {
+            let result = d.observe(&chunk);
             let t = cpu.detectors.entry(d.id().as_str()).or_default();
-            timed(*clock, t, || d.observe(&chunk))?;
+            lap(*clock, &mut cpu.last, t);
+            result?;
         }
         Ok(())
     }
@@ -478,10 +485,13 @@ impl Registry {
         self.drain(LogKind::Flows)?;
         self.drain(LogKind::Waf)?;
         let mut out = Vec::new();
+        let cpu = &mut self.cpu;
+        lap(self.clock, &mut cpu.last, &mut cpu.prepare);
         for d in &mut self.detectors {
-            let t = self.cpu.detectors.entry(d.id().as_str()).or_default();
-            let names = self.lex.names();
-            out.extend(timed(self.clock, t, || d.flush(watermark, names))?);
+            let found = d.flush(watermark, self.lex.names());
+            let t = cpu.detectors.entry(d.id().as_str()).or_default();
+            lap(self.clock, &mut cpu.last, t);
+            out.extend(found?);
         }
         out.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.id.cmp(&b.id)));
         Ok(out)
