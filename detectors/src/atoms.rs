@@ -15,7 +15,7 @@ use crate::key_codes::{KeyCodes, SHORT, short_key};
 /// Distinct texts in one arena, numbered in order of first appearance: the owner of
 /// interning for [`Atoms`] and [`crate::names::Names`]. A new text costs a copy into
 /// the arena and an index entry (no allocation of its own). A short text (at most
-/// [`SHORT`] bytes) is found by its key ([`KeyCodes`]), a longer one by its hash.
+/// `key_codes::SHORT` bytes) is found by its key (`KeyCodes`), a longer one by its hash.
 #[derive(Debug, Default, Clone)]
 pub struct Texts {
     /// The texts, one after another; number `n` ends at `ends[n]`.
@@ -57,7 +57,7 @@ impl Texts {
         n
     }
 
-    /// [`Texts::id`] of a short text `s` whose [`short_key`] is `key` (a caller that
+    /// [`Texts::id`] of a short text `s` whose `short_key` is `key` (a caller that
     /// has the key already).
     ///
     /// # Panics

@@ -19,7 +19,7 @@
 //! batch. A longer text (interfaces, IPv6) is keyed by its view and array: within one
 //! array an equal view is equal text (its buffer, offset and length), and the decoders
 //! give a repeated value the view of its first copy. A miss of a short text finds its
-//! code by its key ([`crate::key_codes`]); only a miss of a longer one hashes the text.
+//! code by its key (`key_codes`); only a miss of a longer one hashes the text.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -444,7 +444,7 @@ impl<'a> FlowRows<'a> {
 
     /// Groups the rows that have every [`fact`] bit of `all` and none of `none` by
     /// `key` (rows without one are left out too) and folds each group with `add`: the
-    /// flow detectors' group-by — a [`FlatMap`] keyed by a few integers (window,
+    /// flow detectors' group-by — a `FlatMap` keyed by a few integers (window,
     /// codes, port; each key beside its sums in one slot), over the rows
     /// [`FlowRows::kept`] keeps. The groups come in slot order: a consumer merges them.
     ///
