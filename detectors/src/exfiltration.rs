@@ -815,6 +815,34 @@ mod tests {
         assert_eq!(d.state(&new).unwrap(), before);
     }
 
+    // A restored window's texts are interned into the run's names: the same entity,
+    // destination and interface met again in rows take the same codes, and so fold
+    // into the same accumulators.
+    #[test]
+    fn rows_after_a_restore_fold_into_the_restored_windows() {
+        let a = flows_batch(
+            HEADER,
+            &[
+                "2 123456789012 eni-0aaa 10.0.0.5 203.0.113.9 40001 443 6 10 5000 1700000000 1700000060 ACCEPT OK",
+                "2 123456789012 eni-0aaa 10.0.0.5 2001:db8::7 40002 443 6 10 700 1700000010 1700000060 ACCEPT OK",
+            ],
+        );
+        let mut one = Registry::new(only_exfiltration());
+        one.observe(LogKind::Flows, &a).unwrap();
+        let mut again = Registry::new(only_exfiltration());
+        again.restore(one.state().unwrap()).unwrap();
+        again.observe(LogKind::Flows, &a).unwrap();
+        let state = again.state().unwrap();
+        let win = &state["detectors"]["exfiltration-spike"]["windows"]["open"]["1699999800"];
+        assert_eq!(win.as_object().unwrap().len(), 1, "{win}");
+        let peers = &win["10.0.0.5"]["peers"];
+        assert_eq!(peers.as_object().unwrap().len(), 2, "{peers}");
+        assert_eq!(peers["203.0.113.9"]["443"]["direct"], 10_000);
+        assert_eq!(peers["203.0.113.9"]["443"]["direct_flows"], 2);
+        assert_eq!(peers["2001:db8::7"]["443"]["direct"], 1_400);
+        assert_eq!(win["10.0.0.5"]["enis"], serde_json::json!(["eni-0aaa"]));
+    }
+
     #[test]
     fn open_windows_survive_save_restore_and_merge() {
         let a = flows_batch(
