@@ -106,10 +106,10 @@ pub trait Detector: Send {
     fn merge(&mut self, other: Value, names: &mut Names) -> Result<()>;
     /// The run's names start over (the registry bounds them, [`prepare::FlowNames::MAX`]):
     /// whatever the detector keeps by a code of `old` it keys by one of `new` instead.
-    /// Nothing to do for a detector that keeps no code past its chunk.
-    fn rename(&mut self, old: &Names, new: &mut Names) -> Result<()> {
+    /// Nothing to do for a detector that keeps no code past its chunk. It cannot
+    /// fail: the registry has started over by then.
+    fn rename(&mut self, old: &Names, new: &mut Names) {
         let _ = (old, new);
-        Ok(())
     }
 }
 
@@ -426,7 +426,7 @@ impl Registry {
                 }
                 batches = std::mem::take(&mut self.pending_flows);
                 if self.lex.names().len() > self.name_bound {
-                    self.start_names_over()?;
+                    self.start_names_over();
                 }
                 let rows = prepare::flow_rows(&batches, &mut self.lex)?;
                 let learned = self.known.learn(&batches, &rows, &mut self.learning)?;
@@ -460,16 +460,15 @@ impl Registry {
 
     /// Starts the run's codes over, each flow detector re-keying what it keeps by
     /// code.
-    fn start_names_over(&mut self) -> Result<()> {
+    fn start_names_over(&mut self) {
         let old = self.lex.start_over();
         for d in self
             .detectors
             .iter_mut()
             .filter(|d| d.input() == LogKind::Flows)
         {
-            d.rename(&old, self.lex.names_mut())?;
+            d.rename(&old, self.lex.names_mut());
         }
-        Ok(())
     }
 
     /// Runs the buffered rows, then closes every window ending at or before
