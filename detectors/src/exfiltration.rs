@@ -759,6 +759,48 @@ mod tests {
         assert!(found[0].description.contains("with no baseline yet"));
     }
 
+    // Allowed destinations send nothing to the windows, judged once per code and
+    // again after the codes start over.
+    #[test]
+    fn allowed_destinations_are_left_out() {
+        let mut cfg = only_exfiltration();
+        cfg.exfiltration_spike.allowed_destinations =
+            flowlens_model::net::CidrSet(vec!["203.0.113.0/24".parse().unwrap()]);
+        let bytes = 10 * cfg.exfiltration_spike.min_bytes + 1;
+        let batch = |t: i64| {
+            let lines = [
+                format!(
+                    "2 123456789012 eni-0aaa 10.0.0.5 203.0.113.9 40001 443 6 10 {bytes} {t} {} ACCEPT OK",
+                    t + 60
+                ),
+                format!(
+                    "2 123456789012 eni-0bbb 10.0.0.6 198.51.100.1 40001 443 6 10 {bytes} {t} {} ACCEPT OK",
+                    t + 60
+                ),
+            ];
+            flows_batch(
+                HEADER,
+                &lines.iter().map(String::as_str).collect::<Vec<_>>(),
+            )
+        };
+        // A bound of one name: every chunk starts the codes over.
+        let mut r = Registry::new(cfg).with_name_bound(1);
+        for t in [1_700_000_000, 1_700_000_100] {
+            r.observe(LogKind::Flows, &batch(t)).unwrap();
+            r.state().unwrap();
+        }
+        let state = r.state().unwrap();
+        let open = &state["detectors"]["exfiltration-spike"]["windows"]["open"]["1699999800"];
+        assert_eq!(open.as_object().unwrap().len(), 1, "{open}");
+        assert_eq!(
+            open["10.0.0.6"]["peers"]["198.51.100.1"]["443"]["direct_flows"],
+            2
+        );
+        let found = r.flush(i64::MAX).unwrap();
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].title.contains("10.0.0.6"), "{}", found[0].title);
+    }
+
     #[test]
     fn a_restored_registry_teaches_the_inventory_again() {
         let a = flows_batch(
