@@ -89,7 +89,7 @@ impl Texts {
     /// The text of number `n`.
     ///
     /// # Panics
-    /// `n` was not given out (since the last clear).
+    /// `n` was not given out.
     pub fn get(&self, n: u32) -> &str {
         text_of(&self.text, &self.ends, n)
     }
@@ -102,14 +102,6 @@ impl Texts {
     /// No text yet.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
-    }
-
-    /// Forgets every text: numbers start over.
-    pub fn clear(&mut self) {
-        self.text.clear();
-        self.ends.clear();
-        self.index.clear();
-        self.short.clear();
     }
 }
 

@@ -6,7 +6,7 @@
 //! key and its value side by side in one array, probed linearly from the key's home
 //! slot and at most three-quarters full, so a lookup mostly costs the one line of its
 //! home slot (README, detector cost, session 29). Keys are small `Copy` values with
-//! a reserved empty key; there is no removal (a table is dropped or cleared whole).
+//! a reserved empty key; there is no removal (a table is dropped whole).
 
 /// A key of a [`FlatMap`].
 pub trait FlatKey: Copy + Eq {
@@ -158,11 +158,6 @@ impl<K: FlatKey, V: Copy + Default> FlatMap<K, V> {
     pub fn values(&self) -> impl Iterator<Item = &V> + '_ {
         self.iter().map(|(_, v)| v)
     }
-
-    /// Forgets every key (and gives back the slots' memory).
-    pub fn clear(&mut self) {
-        *self = FlatMap::default();
-    }
 }
 
 impl<K: FlatKey, V> IntoIterator for FlatMap<K, V> {
@@ -173,20 +168,6 @@ impl<K: FlatKey, V> IntoIterator for FlatMap<K, V> {
     fn into_iter(self) -> Self::IntoIter {
         let full: fn(&(K, V)) -> bool = |(k, _)| *k != K::EMPTY;
         self.slots.into_iter().filter(full)
-    }
-}
-
-impl<K: FlatKey, V: Copy + Default> FromIterator<(K, V)> for FlatMap<K, V> {
-    /// A map of distinct keys.
-    ///
-    /// # Panics
-    /// As [`FlatMap::insert_new`] (and, in debug builds, on a repeated key).
-    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let mut m = FlatMap::default();
-        for (k, v) in iter {
-            m.insert_new(k, v);
-        }
-        m
     }
 }
 
@@ -228,7 +209,10 @@ mod tests {
             let mut owned: Vec<(u64, u32)> = t.clone().into_iter().collect();
             owned.sort_unstable();
             prop_assert_eq!(&owned, &pairs);
-            let rebuilt: FlatMap<u64, u32> = pairs.iter().copied().collect();
+            let mut rebuilt: FlatMap<u64, u32> = FlatMap::default();
+            for &(k, v) in &pairs {
+                rebuilt.insert_new(k, v);
+            }
             prop_assert_eq!(rebuilt.len, pairs.len());
             for (k, v) in &pairs {
                 prop_assert_eq!(rebuilt.get(*k), Some(v));
@@ -254,14 +238,12 @@ mod tests {
     }
 
     #[test]
-    fn empty_and_cleared() {
+    fn empty() {
         let mut t: FlatMap<u64, u32> = FlatMap::default();
         assert_eq!(t.get(3), None);
         *t.entry_or_default(3) = 7;
         assert_eq!((t.len, t.get(3)), (1, Some(&7)));
         assert_eq!(t.get(u64::MAX), None, "the empty key has no value");
-        t.clear();
-        assert_eq!((t.len, t.get(3), t.slots.len()), (0, None, 0));
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl FlatKey for ShortKey {
     }
 }
 
-/// Short keys and their codes (no removal; [`KeyCodes::clear`] forgets all).
+/// Short keys and their codes (no removal).
 #[derive(Debug, Clone, Default)]
 pub struct KeyCodes {
     map: FlatMap<ShortKey, u32>,
@@ -75,11 +75,6 @@ impl KeyCodes {
     /// `key` is no short key (all ones).
     pub fn insert_new(&mut self, key: u128, code: u32) {
         self.map.insert_new(split(key), code);
-    }
-
-    /// Forgets every key (and gives back the slots' memory).
-    pub fn clear(&mut self) {
-        self.map.clear();
     }
 }
 
@@ -138,7 +133,5 @@ mod tests {
             assert_eq!(t.get(key), Some(code as u32), "{key:#x}");
         }
         assert_eq!(t.get(u128::MAX), None);
-        t.clear();
-        assert_eq!(t.get(keys[0]), None);
     }
 }

@@ -88,7 +88,7 @@ fn next_epoch() -> u64 {
     EPOCHS.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Distinct strings, numbered in order of first appearance (since the last clear).
+/// Distinct strings, numbered in order of first appearance.
 #[derive(Debug)]
 pub struct Names {
     /// The strings, numbered by their codes.
@@ -121,7 +121,7 @@ impl Names {
     /// The text of `code`.
     ///
     /// # Panics
-    /// `code` was not given out by this `Names` (since its last clear).
+    /// `code` was not given out by this `Names`.
     pub fn get(&self, code: u32) -> &str {
         self.texts.get(code)
     }
@@ -137,18 +137,10 @@ impl Names {
     }
 
     /// Identifies these names and their codes: different for every `Names` of the
-    /// process, and new after each [`Names::clear`]. A detector that keeps something
-    /// per code across chunks keeps it for one epoch.
+    /// process (the registry starts the codes over with new `Names`). A detector that
+    /// keeps something per code across chunks keeps it for one epoch.
     pub fn epoch(&self) -> u64 {
         self.epoch
-    }
-
-    /// Forgets every string: codes start over, under a new epoch.
-    pub fn clear(&mut self) {
-        self.texts.clear();
-        self.cache.fill(Cached::EMPTY);
-        self.arrays = 0;
-        self.epoch = next_epoch();
     }
 
     /// The code of `s`, new if it was not seen yet: a detector restoring state keys
@@ -486,9 +478,10 @@ mod tests {
         }
 
         // One `Names` over several arrays (inline views stay cached from one to the
-        // next, long ones do not) and a clear among them: codes follow the text.
+        // next, long ones do not), and new `Names` among them (the registry starting
+        // over): codes follow the text.
         #[test]
-        fn codes_follow_the_text_across_arrays_and_clears(
+        fn codes_follow_the_text_across_arrays_and_new_names(
             arrays in proptest::collection::vec(
                 proptest::collection::vec(proptest::option::of(0usize..10), 0..60),
                 1..5,
@@ -515,7 +508,7 @@ mod tests {
             let epoch = names.epoch();
             for (k, rows) in arrays.iter().enumerate() {
                 if k == clear_at {
-                    names.clear();
+                    names = Names::default();
                     prop_assert_ne!(names.epoch(), epoch);
                     seen.clear();
                 }

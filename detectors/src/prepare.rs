@@ -287,10 +287,11 @@ pub struct FlowNames {
 }
 
 impl FlowNames {
-    /// Distinct names past which the registry starts the codes over ([`FlowNames::start_over`]): about
-    /// 50 MB with what each detector keeps per code. Interfaces and the addresses of
-    /// a VPC and its usual peers are far fewer; a run that meets more (months of
-    /// internet scanners) re-learns the codes of the ones it meets again.
+    /// Distinct names past which the registry starts the codes over
+    /// ([`FlowNames::start_over`]): about 50 MB with what each detector keeps per
+    /// code. Interfaces and the addresses of a VPC and its usual peers are far fewer;
+    /// a run that meets more (months of internet scanners) re-learns the codes of the
+    /// ones it meets again.
     pub const MAX: usize = 1 << 20;
 
     /// Empty, judging names against `allow` (the global allowlist).
