@@ -458,6 +458,12 @@ impl Registry {
         Ok(())
     }
 
+    /// Runs every buffered row, flows and WAF requests.
+    fn drain_all(&mut self) -> Result<()> {
+        self.drain(LogKind::Flows)?;
+        self.drain(LogKind::Waf)
+    }
+
     /// Starts the run's codes over, each flow detector re-keying what it keeps by
     /// code.
     fn start_names_over(&mut self) {
@@ -481,8 +487,7 @@ impl Registry {
     }
 
     fn flush_timed(&mut self, watermark: i64) -> Result<Vec<Finding>> {
-        self.drain(LogKind::Flows)?;
-        self.drain(LogKind::Waf)?;
+        self.drain_all()?;
         let mut out = Vec::new();
         let cpu = &mut self.cpu;
         lap(self.clock, &mut cpu.last, &mut cpu.prepare);
@@ -502,10 +507,7 @@ impl Registry {
     /// # Errors
     /// As [`Detector::state`].
     pub fn state(&mut self) -> Result<Value> {
-        self.timed_call(|r| {
-            r.drain(LogKind::Flows)?;
-            r.drain(LogKind::Waf)
-        })?;
+        self.timed_call(Self::drain_all)?;
         let mut map = serde_json::Map::new();
         for d in &self.detectors {
             map.insert(d.id().as_str().to_string(), d.state(self.lex.names())?);
@@ -549,8 +551,7 @@ impl Registry {
     /// # Errors
     /// The state is of another version or malformed.
     pub fn merge(&mut self, other: Value) -> Result<()> {
-        self.drain(LogKind::Flows)?;
-        self.drain(LogKind::Waf)?;
+        self.timed_call(Self::drain_all)?;
         let mut states = Self::detector_states(other)?;
         for d in &mut self.detectors {
             if let Some(s) = states.remove(d.id().as_str()) {
