@@ -6,10 +6,29 @@ use std::sync::Arc;
 use anyhow::Context;
 use flowlens_engine::decode::object::DecodeOptions;
 use flowlens_engine::decode::vpc_text::Format;
+use flowlens_engine::pipeline::Stages;
 use flowlens_engine::source::Location;
 use flowlens_engine::state::StateStore;
 use flowlens_engine::{ScanOptions, Scanner, aws};
 use flowlens_job::{Job, JobConfig, Output};
+
+/// `--stages`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum StagesArg {
+    Auto,
+    Inline,
+    Threads,
+}
+
+impl From<StagesArg> for Stages {
+    fn from(s: StagesArg) -> Self {
+        match s {
+            StagesArg::Auto => Stages::for_this_machine(),
+            StagesArg::Inline => Stages::Inline,
+            StagesArg::Threads => Stages::Threads,
+        }
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct JobArgs {
@@ -33,6 +52,12 @@ pub struct JobArgs {
     /// Objects fetched and decoded at once.
     #[arg(long, default_value_t = flowlens_engine::pipeline::DEFAULT_CONCURRENCY)]
     pub concurrency: usize,
+    /// Where batches are decoded and detected: `inline` on one task, each batch
+    /// detected as soon as it is decoded (best on one CPU); `threads` decodes on worker
+    /// threads while another detects; `auto` is `inline` where the process may use
+    /// one CPU only.
+    #[arg(long, value_enum, default_value_t = StagesArg::Auto)]
+    pub stages: StagesArg,
     /// Run state (a folder or s3://bucket/prefix): objects already read are skipped,
     /// detector baselines carry over, findings already sent are not sent again.
     #[arg(long, value_name = "DIR|S3")]
@@ -116,6 +141,7 @@ impl JobArgs {
                     ..Default::default()
                 },
                 concurrency: self.concurrency.max(1),
+                stages: self.stages.into(),
             },
             detectors: crate::detect::load_config(self.config.as_deref())?,
             lateness_secs: duration_secs(&self.lateness).context("--lateness")?,

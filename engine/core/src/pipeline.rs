@@ -6,11 +6,15 @@
 //!                                 open → ObjectDecoder                     report
 //! ```
 //!
+//! With [`Stages::Threads`] the object tasks run on the runtime's workers and send to
+//! the consumer over a channel; with [`Stages::Inline`] (one CPU) they run on the
+//! calling task and hand each batch to the consumer as soon as it is decoded.
+//!
 //! Nothing here panics on bad input: unreadable objects and malformed records are
 //! counted in the [`ScanReport`] and the run goes on.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
@@ -41,6 +45,8 @@ pub struct ScanOptions {
     pub decode: DecodeOptions,
     /// Objects fetched and decoded at once.
     pub concurrency: usize,
+    /// Where batches are decoded and handed to the sink (by default [`Stages::for_this_machine`]).
+    pub stages: Stages,
 }
 
 impl Default for ScanOptions {
@@ -50,6 +56,33 @@ impl Default for ScanOptions {
             until: None,
             decode: DecodeOptions::default(),
             concurrency: DEFAULT_CONCURRENCY,
+            stages: Stages::for_this_machine(),
+        }
+    }
+}
+
+/// How decoding and the sink share the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stages {
+    /// Objects are decoded on the runtime's worker threads, in parallel, and their
+    /// batches cross a channel to the sink on the calling task: decoding and the sink
+    /// overlap where there are cores for both.
+    Threads,
+    /// Objects are decoded on the calling task (still up to `concurrency` fetched at
+    /// once) and each batch goes to the sink as soon as it is decoded, while its
+    /// columns are still in the processor's caches: on one core nothing overlaps
+    /// anyway, and the sink no longer reads batches that several others have pushed
+    /// out of the caches.
+    Inline,
+}
+
+impl Stages {
+    /// [`Stages::Inline`] where the process may run on one CPU only (a Lambda
+    /// function of up to 1,769 MB, a task pinned to a core), else [`Stages::Threads`].
+    pub fn for_this_machine() -> Self {
+        match std::thread::available_parallelism() {
+            Ok(n) if n.get() == 1 => Stages::Inline,
+            _ => Stages::Threads,
         }
     }
 }
@@ -248,79 +281,57 @@ impl Scanner {
             "Reading objects."
         );
 
-        let (tx, mut rx) = mpsc::channel::<Event>(8);
-        let scanner = Arc::clone(self);
-        let decode = opts.decode.clone();
         let concurrency = opts.concurrency.max(1);
-        let driver = tokio::spawn(async move {
-            futures::stream::iter(keep)
-                .map(|meta| {
-                    let tx = tx.clone();
-                    let scanner = Arc::clone(&scanner);
-                    let decode = decode.clone();
-                    tokio::spawn(async move { scanner.read_one(meta, decode, tx).await })
-                })
-                .buffer_unordered(concurrency)
-                .for_each(|_| async {})
-                .await;
-        });
-
-        let mut sink_error = None;
-        while let Some(event) = rx.recv().await {
-            match event {
-                Event::Batch(kind, batch) => {
-                    if sink_error.is_some() {
-                        continue;
-                    }
-                    let (batch, outside) = filter_window(kind, batch, opts.since, opts.until)?;
-                    report.records_outside_window += outside;
-                    match kind {
-                        LogKind::Flows => report.flow_records += batch.num_rows() as u64,
-                        LogKind::Waf => report.waf_records += batch.num_rows() as u64,
-                    }
-                    progress
-                        .records
-                        .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-                    if batch.num_rows() > 0
-                        && let Err(e) = sink.batch(kind, &batch)
-                    {
-                        sink_error = Some(e);
-                    }
+        let mut consumer = Consumer {
+            sink,
+            progress,
+            since: opts.since,
+            until: opts.until,
+            report,
+            sink_error: None,
+            failed: None,
+        };
+        match opts.stages {
+            Stages::Threads => {
+                let (tx, mut rx) = mpsc::channel::<Event>(8);
+                let scanner = Arc::clone(self);
+                let decode = opts.decode.clone();
+                let driver = tokio::spawn(async move {
+                    futures::stream::iter(keep)
+                        .map(|meta| {
+                            let out = Out::Channel(tx.clone());
+                            let scanner = Arc::clone(&scanner);
+                            let decode = decode.clone();
+                            tokio::spawn(async move { scanner.read_one(meta, decode, &out).await })
+                        })
+                        .buffer_unordered(concurrency)
+                        .for_each(|_| async {})
+                        .await;
+                });
+                while let Some(event) = rx.recv().await {
+                    consumer.event(event)?;
                 }
-                Event::Done(outcome) => {
-                    progress.objects_done.fetch_add(1, Ordering::Relaxed);
-                    if sink_error.is_none()
-                        && let Err(e) = sink.object_done(&outcome.done)
-                    {
-                        sink_error = Some(e);
-                    }
-                    if outcome.opened {
-                        report.objects_read += 1;
-                    }
-                    report.bytes_read += outcome.raw_bytes;
-                    report.decode_cpu_secs += outcome.decode_cpu.as_secs_f64();
-                    report.malformed_records += outcome.stats.malformed;
-                    for e in outcome.errors {
-                        report.push_error(ReportedError {
-                            object: outcome.uri.clone(),
-                            line: Some(e.line).filter(|l| *l > 0),
-                            reason: e.reason,
-                        });
-                    }
-                    if let Some(reason) = outcome.failure {
-                        report.objects_failed += 1;
-                        tracing::warn!(object = %outcome.uri, %reason, "Object not read completely.");
-                        report.push_error(ReportedError {
-                            object: outcome.uri,
-                            line: None,
-                            reason,
-                        });
-                    }
+                let _ = driver.await;
+            }
+            Stages::Inline => {
+                let shared = Mutex::new(consumer);
+                futures::stream::iter(keep)
+                    .map(|meta| {
+                        let out = Out::Inline(&shared);
+                        let decode = opts.decode.clone();
+                        async move { self.read_one(meta, decode, &out).await }
+                    })
+                    .buffer_unordered(concurrency)
+                    .for_each(|_| async {})
+                    .await;
+                consumer = shared.into_inner().unwrap_or_else(PoisonError::into_inner);
+                if let Some(e) = consumer.failed {
+                    return Err(e);
                 }
             }
         }
-        let _ = driver.await;
-        if let Some(e) = sink_error {
+        let mut report = consumer.report;
+        if let Some(e) = consumer.sink_error {
             return Err(Error::Object {
                 object: "sink".into(),
                 reason: format!("batch sink failed: {e}"),
@@ -330,7 +341,7 @@ impl Scanner {
         Ok(report)
     }
 
-    async fn read_one(&self, meta: ObjectMeta, opts: DecodeOptions, tx: mpsc::Sender<Event>) {
+    async fn read_one(&self, meta: ObjectMeta, opts: DecodeOptions, out: &Out<'_, '_>) {
         let ctx = ObjectContext {
             object: meta.uri.clone(),
             account_id: meta.info.account_id.clone(),
@@ -356,7 +367,7 @@ impl Scanner {
                 let reason = error_chain(&e);
                 outcome.done.status = ObjectStatus::Unreadable(reason.clone());
                 outcome.failure = Some(reason);
-                let _ = tx.send(Event::Done(Box::new(outcome))).await;
+                out.send(Event::Done(Box::new(outcome))).await;
                 return;
             }
         };
@@ -371,7 +382,7 @@ impl Scanner {
             match chunk {
                 Ok(chunk) => {
                     cpu::timed(&mut outcome.decode_cpu, || decoder.push(&chunk));
-                    if !forward(&mut decoder, &mut rows, &tx, &mut outcome.decode_cpu).await {
+                    if !forward(&mut decoder, &mut rows, out, &mut outcome.decode_cpu).await {
                         return;
                     }
                 }
@@ -390,7 +401,7 @@ impl Scanner {
             None => cpu::timed(&mut outcome.decode_cpu, || decoder.finish())
                 .map_err(|e| error_chain(&e)),
         };
-        if !forward(&mut decoder, &mut rows, &tx, &mut outcome.decode_cpu).await {
+        if !forward(&mut decoder, &mut rows, out, &mut outcome.decode_cpu).await {
             return;
         }
         let result = match (result, decoder.take_late_failure()) {
@@ -418,7 +429,111 @@ impl Scanner {
         outcome.stats = decoder.stats();
         outcome.errors = decoder.take_errors();
         outcome.failure = result.err();
-        let _ = tx.send(Event::Done(Box::new(outcome))).await;
+        out.send(Event::Done(Box::new(outcome))).await;
+    }
+}
+
+/// Where an object's events go.
+enum Out<'c, 's> {
+    /// Over a channel to the consumer on the calling task ([`Stages::Threads`]).
+    Channel(mpsc::Sender<Event>),
+    /// Straight to the consumer, on the decoding task ([`Stages::Inline`]).
+    Inline(&'c Mutex<Consumer<'s>>),
+}
+
+impl Out<'_, '_> {
+    /// Delivers `event`; false when the consumer stopped (reading should stop too).
+    async fn send(&self, event: Event) -> bool {
+        match self {
+            Out::Channel(tx) => tx.send(event).await.is_ok(),
+            Out::Inline(consumer) => {
+                let mut c = consumer.lock().unwrap_or_else(PoisonError::into_inner);
+                if c.failed.is_some() {
+                    return false;
+                }
+                match c.event(event) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        c.failed = Some(e);
+                        false
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The receiving end of a run: filters batches by time, hands them to the sink, and
+/// counts everything in the report.
+struct Consumer<'s> {
+    sink: &'s mut dyn BatchSink,
+    progress: &'s Progress,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    report: ScanReport,
+    /// The sink's first error: later batches are dropped, objects still counted.
+    sink_error: Option<BoxError>,
+    /// What stopped the run (inline stages: the consumer cannot return it).
+    failed: Option<Error>,
+}
+
+impl Consumer<'_> {
+    /// # Errors
+    /// A batch's time column has the wrong type.
+    fn event(&mut self, event: Event) -> Result<()> {
+        let report = &mut self.report;
+        match event {
+            Event::Batch(kind, batch) => {
+                if self.sink_error.is_some() {
+                    return Ok(());
+                }
+                let (batch, outside) = filter_window(kind, batch, self.since, self.until)?;
+                report.records_outside_window += outside;
+                match kind {
+                    LogKind::Flows => report.flow_records += batch.num_rows() as u64,
+                    LogKind::Waf => report.waf_records += batch.num_rows() as u64,
+                }
+                self.progress
+                    .records
+                    .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                if batch.num_rows() > 0
+                    && let Err(e) = self.sink.batch(kind, &batch)
+                {
+                    self.sink_error = Some(e);
+                }
+            }
+            Event::Done(outcome) => {
+                self.progress.objects_done.fetch_add(1, Ordering::Relaxed);
+                if self.sink_error.is_none()
+                    && let Err(e) = self.sink.object_done(&outcome.done)
+                {
+                    self.sink_error = Some(e);
+                }
+                if outcome.opened {
+                    report.objects_read += 1;
+                }
+                report.bytes_read += outcome.raw_bytes;
+                report.decode_cpu_secs += outcome.decode_cpu.as_secs_f64();
+                report.malformed_records += outcome.stats.malformed;
+                for e in outcome.errors {
+                    report.push_error(ReportedError {
+                        object: outcome.uri.clone(),
+                        line: Some(e.line).filter(|l| *l > 0),
+                        reason: e.reason,
+                    });
+                }
+                if let Some(reason) = outcome.failure {
+                    report.objects_failed += 1;
+                    tracing::warn!(object = %outcome.uri, %reason, "Object not read completely.");
+                    report.push_error(ReportedError {
+                        object: outcome.uri,
+                        line: None,
+                        reason,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -433,7 +548,7 @@ struct RowCursor {
 async fn forward(
     decoder: &mut ObjectDecoder,
     rows: &mut RowCursor,
-    tx: &mpsc::Sender<Event>,
+    out: &Out<'_, '_>,
     decode_cpu: &mut Duration,
 ) -> bool {
     while let Some((kind, batch)) = cpu::timed(decode_cpu, || decoder.take_batch()) {
@@ -448,7 +563,7 @@ async fn forward(
         } else {
             batch
         };
-        if tx.send(Event::Batch(kind, batch)).await.is_err() {
+        if !out.send(Event::Batch(kind, batch)).await {
             return false;
         }
     }

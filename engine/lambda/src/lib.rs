@@ -17,6 +17,11 @@
 //! - `FLOWLENS_LATENESS` (default `30m`), `FLOWLENS_LOOKBACK` (default `2d`),
 //!   `FLOWLENS_CONCURRENCY` (default 8), `FLOWLENS_ACCOUNT_ID` (default: the function's
 //!   own account, from its ARN).
+//! - `FLOWLENS_STAGES`: `inline` decodes and detects each batch on one task, `threads`
+//!   decodes on worker threads and detects on another (see
+//!   [`flowlens_engine::pipeline::Stages`]). Default: `inline` for a function of at most
+//!   1,769 MB (at most one vCPU's time), else `inline` only where the function sees
+//!   one CPU.
 //!
 //! Errors are reported as `Retryable` or `NonRetryable` (the Lambda error type): a
 //! retried event reads only what the state has not recorded, so retries are safe.
@@ -27,7 +32,7 @@ use aws_config::SdkConfig;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::SqsEvent;
-use flowlens_engine::pipeline::ScanOptions;
+use flowlens_engine::pipeline::{ScanOptions, Stages};
 use flowlens_engine::sink::security_hub::SecurityHub;
 use flowlens_engine::source::{Location, ObjectMeta};
 use flowlens_engine::state::StateStore;
@@ -92,8 +97,14 @@ pub struct Settings {
     pub lateness_secs: i64,
     pub lookback_secs: i64,
     pub concurrency: usize,
+    /// Where objects are decoded and detected ([`Stages`]).
+    pub stages: Stages,
     pub account_id: Option<String>,
 }
+
+/// Lambda gives a function the CPU time of one vCPU at 1,769 MB of memory (in
+/// proportion below and above), although it shows two vCPUs up to 3,008 MB.
+pub const ONE_VCPU_MB: u64 = 1769;
 
 impl Settings {
     /// Reads the settings through `var` (the process environment in `bootstrap`).
@@ -144,6 +155,24 @@ impl Settings {
                 .filter(|n| *n > 0)
                 .ok_or_else(|| format!("FLOWLENS_CONCURRENCY: `{v}` is not a positive number"))?,
         };
+        let stages = match var("FLOWLENS_STAGES").as_deref().map(str::trim) {
+            Some("inline") => Stages::Inline,
+            Some("threads") => Stages::Threads,
+            None | Some("") => {
+                let memory = var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+                    .and_then(|m| m.trim().parse::<u64>().ok());
+                match memory {
+                    // At most one vCPU's time: decoding and detecting cannot overlap.
+                    Some(mb) if mb <= ONE_VCPU_MB => Stages::Inline,
+                    _ => Stages::for_this_machine(),
+                }
+            }
+            Some(other) => {
+                return Err(format!(
+                    "FLOWLENS_STAGES: `{other}` is not inline or threads"
+                ));
+            }
+        };
         Ok(Settings {
             sources,
             state,
@@ -152,6 +181,7 @@ impl Settings {
             lateness_secs: duration("FLOWLENS_LATENESS", "30m")?,
             lookback_secs: duration("FLOWLENS_LOOKBACK", "2d")?,
             concurrency,
+            stages,
             account_id: var("FLOWLENS_ACCOUNT_ID").filter(|s| !s.is_empty()),
         })
     }
@@ -440,6 +470,7 @@ impl Handler {
                     sources: self.settings.sources.clone(),
                     scan: ScanOptions {
                         concurrency: self.settings.concurrency,
+                        stages: self.settings.stages,
                         ..Default::default()
                     },
                     detectors: self.detectors.clone(),

@@ -209,6 +209,37 @@ fn settings_from_the_environment() {
     assert!(!s.security_hub);
     assert_eq!(s.lookback_secs, 6 * 3600);
     assert_eq!(s.lateness_secs, 1800);
+    // Decoding and detecting on one task where the function has one vCPU's time.
+    let base = [
+        ("FLOWLENS_SOURCES", "s3://l/p"),
+        ("FLOWLENS_STATE", "s3://s/p"),
+    ];
+    let stages = |more: &[(&str, &str)]| {
+        Settings::from_vars(env(&[&base[..], more].concat()))
+            .unwrap()
+            .stages
+    };
+    assert_eq!(
+        stages(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")]),
+        Stages::Inline
+    );
+    assert_eq!(
+        stages(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1769")]),
+        Stages::Inline
+    );
+    assert_eq!(
+        stages(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4096")]),
+        Stages::for_this_machine()
+    );
+    assert_eq!(stages(&[]), Stages::for_this_machine());
+    assert_eq!(
+        stages(&[
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024"),
+            ("FLOWLENS_STAGES", "threads")
+        ]),
+        Stages::Threads
+    );
+    assert_eq!(stages(&[("FLOWLENS_STAGES", "inline")]), Stages::Inline);
     for (bad, needle) in [
         (vec![("FLOWLENS_STATE", "s3://s/p")], "FLOWLENS_SOURCES"),
         (vec![("FLOWLENS_SOURCES", "s3://l/p")], "FLOWLENS_STATE"),
@@ -234,6 +265,14 @@ fn settings_from_the_environment() {
                 ("FLOWLENS_SECURITY_HUB", "maybe"),
             ],
             "FLOWLENS_SECURITY_HUB",
+        ),
+        (
+            vec![
+                ("FLOWLENS_SOURCES", "s3://l/p"),
+                ("FLOWLENS_STATE", "s3://s/p"),
+                ("FLOWLENS_STAGES", "fast"),
+            ],
+            "FLOWLENS_STAGES",
         ),
     ] {
         let e = Settings::from_vars(env(&bad)).unwrap_err();

@@ -2,16 +2,22 @@
 
 use std::sync::Arc;
 
+use flowlens_engine::pipeline::Stages;
 use flowlens_engine::source::Location;
 use flowlens_engine::state::{STATE_FILE, StateStore};
-use flowlens_engine::{Progress, Scanner};
+use flowlens_engine::{Progress, ScanOptions, Scanner};
 use flowlens_job::{Job, JobConfig, Output};
 
 use super::{clock, digests, generate, run_killed_after};
 
 fn job(logs: &std::path::Path, state: &std::path::Path) -> Job {
+    job_with(logs, state, ScanOptions::default())
+}
+
+fn job_with(logs: &std::path::Path, state: &std::path::Path, scan: ScanOptions) -> Job {
     let config = JobConfig {
         sources: vec![Location::Local(logs.to_path_buf())],
+        scan,
         ..Default::default()
     };
     Job::new(
@@ -126,4 +132,44 @@ async fn a_dry_run_saves_nothing() {
         flowlens_engine::sink::asff::validate(v).unwrap();
         assert_eq!(v["AwsAccountId"], "123456789012");
     }
+}
+
+/// Detecting each batch on the task that decoded it gives the findings of decoding on
+/// worker threads, also when such a run is killed and resumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_stages_find_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    let m = generate(&logs, "2025-06-02T10:00:00Z", 2);
+    let scan = |stages, concurrency| ScanOptions {
+        stages,
+        concurrency,
+        ..Default::default()
+    };
+    let threads = job_with(&logs, &tmp.path().join("threads"), scan(Stages::Threads, 4))
+        .run(None, &Progress::default())
+        .await
+        .unwrap();
+    let want = digests(&threads.findings);
+    assert!(want.len() >= 5, "{}", want.len());
+    for concurrency in [1, 4] {
+        let state = tmp.path().join(format!("inline-{concurrency}"));
+        let inline = job_with(&logs, &state, scan(Stages::Inline, concurrency))
+            .run(None, &Progress::default())
+            .await
+            .unwrap();
+        assert_eq!(digests(&inline.findings), want, "concurrency {concurrency}");
+        assert_eq!(
+            (inline.report.flow_records, inline.report.waf_records),
+            (threads.report.flow_records, threads.report.waf_records)
+        );
+        assert!(inline.report.detector_cpu_secs["prepare"] > 0.0);
+    }
+    let state = tmp.path().join("inline-killed");
+    let job = job_with(&logs, &state, scan(Stages::Inline, 2));
+    let n = m.objects.len() as u64;
+    assert!(run_killed_after(&job, n / 2).await.is_none());
+    let resumed = job.run(None, &Progress::default()).await.unwrap();
+    assert_eq!(resumed.report.objects_read, n);
+    assert_eq!(digests(&resumed.findings), want);
 }
