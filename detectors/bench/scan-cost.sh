@@ -16,6 +16,8 @@
 # generator's three flow logs), v2 (default-format gz text), v5 (custom-order gz text) or
 # parquet; FLOWLENS_BENCH_PIN=1 runs every scan on one CPU (taskset -c 0), so decoding
 # and detecting share one core's caches and time as on a one-vCPU Lambda.
+# FLOWLENS_BENCH_STAGES: `--stages` of every scan (auto, the default, is inline when
+# pinned: each batch detected on the task that decoded it; see the README's `scan`).
 # FLOWLENS_BENCH_PERF=1 then also records FLOWLENS_BENCH_RUNS scans with the defaults under
 # `perf record` (Debian's linux-perf) and prints, for each, the detecting thread's samples
 # against the decoding threads' (the job's sink runs on the main thread, named after the
@@ -61,16 +63,17 @@ defaults="$WORK/default-detectors.toml"
 : >"$defaults" # an empty configuration: every detector with its defaults
 # Best user + system CPU seconds of each configuration over $RUNS alternating runs.
 # shellcheck disable=SC2086
-times=$(python3 - "$RUNS" "$none" "$defaults" "$WORK/scan-report.json" "$BIN" "${FLOWLENS_BENCH_PIN:-0}" $flows <<'PY'
+STAGES="${FLOWLENS_BENCH_STAGES:-auto}"
+times=$(python3 - "$RUNS" "$none" "$defaults" "$WORK/scan-report.json" "$BIN" "${FLOWLENS_BENCH_PIN:-0}" "$STAGES" $flows <<'PY'
 import os, sys
-runs, none, defaults, report, binary, pinned = sys.argv[1:7]
-files = sys.argv[7:]
+runs, none, defaults, report, binary, pinned, stages = sys.argv[1:8]
+files = sys.argv[8:]
 pin = ["taskset", "-c", "0"] if pinned == "1" else []
 best = {none: float("inf"), defaults: float("inf")}
 splits = []
 for _ in range(int(runs)):
     for config in (none, defaults):
-        cmd = pin + ["env", "POLARS_MAX_THREADS=1", binary, "scan", *files, "--concurrency", "1",
+        cmd = pin + ["env", "POLARS_MAX_THREADS=1", binary, "scan", *files, "--concurrency", "1", "--stages", stages,
                      "--quiet", "--config", config, "--report", report]
         pid = os.fork()
         if pid == 0:
@@ -116,9 +119,10 @@ if [ "${FLOWLENS_BENCH_PERF:-0}" = "1" ]; then
   data="$WORK/scan-perf.data"
   shares=()
   for _ in $(seq 1 "$RUNS"); do
+    # Threads: the split is by thread, so decoding and detecting must run on different ones.
     # shellcheck disable=SC2086
     perf record -q -F 4000 -o "$data" -- "${pin[@]}" env POLARS_MAX_THREADS=1 "$BIN" scan $flows \
-      --concurrency 1 --quiet --config "$defaults" --report "$WORK/scan-report.json" >/dev/null 2>&1
+      --concurrency 1 --stages threads --quiet --config "$defaults" --report "$WORK/scan-report.json" >/dev/null 2>&1
     shares+=("$(perf report -i "$data" --sort comm --stdio 2>/dev/null | python3 -c '
 import sys
 detect = decode = 0.0

@@ -9,7 +9,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::Duration;
-use flowlens_engine::pipeline::CountingSink;
+use flowlens_engine::pipeline::{CountingSink, Stages};
 use flowlens_engine::source::{Location, ObjectMeta};
 use flowlens_engine::{Progress, ScanOptions, ScanReport, Scanner};
 use futures::StreamExt;
@@ -119,22 +119,29 @@ async fn s3_prefix_gz_parquet_and_pagination() {
         .collect();
     put_all(&client, &b, many).await;
 
-    let r = scan(&client, &format!("s3://{b}/logs/"), &ScanOptions::default()).await;
-    assert_eq!(r.objects_read, m.objects.len() as u64);
-    assert_eq!(r.flow_records, m.flow_records);
-    assert_eq!(r.waf_records, m.waf_records);
-    assert_eq!(
-        (r.malformed_records, r.objects_failed),
-        (0, 0),
-        "{:?}",
-        r.errors
-    );
+    // Decoded on worker threads, and on the calling task (as on one CPU).
+    for stages in [Stages::Threads, Stages::Inline] {
+        let opts = ScanOptions {
+            stages,
+            ..Default::default()
+        };
+        let r = scan(&client, &format!("s3://{b}/logs/"), &opts).await;
+        assert_eq!(r.objects_read, m.objects.len() as u64, "{stages:?}");
+        assert_eq!(r.flow_records, m.flow_records, "{stages:?}");
+        assert_eq!(r.waf_records, m.waf_records, "{stages:?}");
+        assert_eq!(
+            (r.malformed_records, r.objects_failed),
+            (0, 0),
+            "{stages:?}: {:?}",
+            r.errors
+        );
 
-    let r = scan(&client, &format!("s3://{b}/many/"), &ScanOptions::default()).await;
-    assert_eq!(r.objects_listed, 1_050);
-    assert_eq!(r.objects_read, 1_050);
-    assert_eq!(r.flow_records, 2_100);
-    assert_eq!(r.malformed_records, 0);
+        let r = scan(&client, &format!("s3://{b}/many/"), &opts).await;
+        assert_eq!(r.objects_listed, 1_050, "{stages:?}");
+        assert_eq!(r.objects_read, 1_050, "{stages:?}");
+        assert_eq!(r.flow_records, 2_100, "{stages:?}");
+        assert_eq!(r.malformed_records, 0, "{stages:?}");
+    }
 
     // Key-date pruning happens before any GET.
     let since =
@@ -162,21 +169,26 @@ async fn s3_prefix_gz_parquet_and_pagination() {
     listed.truncate(3);
     let missing_key = "many/AWSLogs/123456789012/vpcflowlogs/us-east-1/2025/06/02/gone.log";
     listed.push(ObjectMeta::new(format!("s3://{b}/{missing_key}"), 10, None));
-    let r = scanner
-        .read_objects(
-            listed,
-            &ScanOptions::default(),
-            &mut CountingSink::default(),
-            &Progress::default(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.objects_failed, 1);
-    assert_eq!(r.objects_read, 3);
-    assert_eq!(r.flow_records, 6);
-    assert_eq!(r.errors.len(), 1);
-    assert!(r.errors[0].object.ends_with("gone.log"), "{:?}", r.errors);
-    assert!(r.errors[0].reason.contains("NoSuchKey"), "{:?}", r.errors);
+    for stages in [Stages::Threads, Stages::Inline] {
+        let r = scanner
+            .read_objects(
+                listed.clone(),
+                &ScanOptions {
+                    stages,
+                    ..Default::default()
+                },
+                &mut CountingSink::default(),
+                &Progress::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.objects_failed, 1);
+        assert_eq!(r.objects_read, 3);
+        assert_eq!(r.flow_records, 6);
+        assert_eq!(r.errors.len(), 1);
+        assert!(r.errors[0].object.ends_with("gone.log"), "{:?}", r.errors);
+        assert!(r.errors[0].reason.contains("NoSuchKey"), "{:?}", r.errors);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
