@@ -310,11 +310,16 @@ impl Inventory {
                 row += n;
                 for w in 0..n.div_ceil(64) {
                     let (from, to) = (w * 64, n.min(w * 64 + 64));
-                    let mut tests = [0u8; 64];
-                    for (j, t) in (from..to).zip(tests.iter_mut()) {
-                        *t = u8::from(j == 0 || enis[j] != enis[j - 1]);
+                    // Each row against the row before (a loop over two slices, which
+                    // the compiler turns into vector compares); the batch's first row
+                    // starts a run.
+                    let mut tests = [1u8; 64];
+                    let lo = from.max(1);
+                    let pairs = enis[lo..to].iter().zip(&enis[lo - 1..to - 1]);
+                    for (t, (now, before)) in tests[lo - from..].iter_mut().zip(pairs) {
+                        *t = u8::from(now != before);
                     }
-                    let mut visit = prepare::bits_of(&tests);
+                    let mut visit = prepare::bits_of(&tests) & (u64::MAX >> (64 - (to - from)));
                     if let Some(s) = &steady {
                         visit |= !s[w] & (u64::MAX >> (64 - (to - from)));
                     }
