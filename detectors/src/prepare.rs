@@ -469,7 +469,7 @@ impl<'a> FlowRows<'a> {
         let mut groups = FlatMap::with_capacity(self.len() / 128);
         for i in self.kept(all, none) {
             if let Some(k) = key(i) {
-                add(groups.entry_or_default(k), i);
+                add(groups.entry_inlined(k), i);
             }
         }
         groups
@@ -527,6 +527,11 @@ impl FlatKey for (i64, u32, u32, i32) {
     fn hash(self) -> u64 {
         group_hash(self.0, self.1, self.2, u64::from(self.3 as u32))
     }
+
+    #[inline(always)]
+    fn same(self, o: Self) -> bool {
+        (self.0 == o.0) & (self.1 == o.1) & (self.2 == o.2) & (self.3 == o.3)
+    }
 }
 
 /// (window start, two codes, port, code), as above.
@@ -541,6 +546,11 @@ impl FlatKey for (i64, u32, u32, i32, u32) {
             self.2,
             u64::from(self.3 as u32) | u64::from(self.4) << 32,
         )
+    }
+
+    #[inline(always)]
+    fn same(self, o: Self) -> bool {
+        (self.0 == o.0) & (self.1 == o.1) & (self.2 == o.2) & (self.3 == o.3) & (self.4 == o.4)
     }
 }
 
@@ -1366,6 +1376,20 @@ mod tests {
             for t in times {
                 proptest::prop_assert_eq!(w.of(t), t - t.rem_euclid(secs));
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// The group keys' branch-free comparison is their equality, field by field
+        /// (small ranges, so that keys often share some fields and not others).
+        #[test]
+        fn group_keys_are_the_same_when_equal(
+            a in (0i64..3, 0u32..3, 0u32..3, 0i32..3, 0u32..3),
+            b in (0i64..3, 0u32..3, 0u32..3, 0i32..3, 0u32..3),
+        ) {
+            proptest::prop_assert_eq!(a.same(b), a == b);
+            let (a4, b4) = ((a.0, a.1, a.2, a.3), (b.0, b.1, b.2, b.3));
+            proptest::prop_assert_eq!(a4.same(b4), a4 == b4);
         }
     }
 
