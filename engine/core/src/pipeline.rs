@@ -77,8 +77,10 @@ pub enum Stages {
 }
 
 impl Stages {
-    /// [`Stages::Inline`] where the process may run on one CPU only (a Lambda
-    /// function of up to 1,769 MB, a task pinned to a core), else [`Stages::Threads`].
+    /// [`Stages::Inline`] where the process may run on one CPU only (pinned to a
+    /// core, a one-CPU container), else [`Stages::Threads`]. (A Lambda function sees
+    /// two CPUs up to 3,008 MB although it gets one vCPU's time at 1,769 MB: the
+    /// Lambda adapter decides from its memory size.)
     pub fn for_this_machine() -> Self {
         match std::thread::available_parallelism() {
             Ok(n) if n.get() == 1 => Stages::Inline,
@@ -314,6 +316,9 @@ impl Scanner {
                 let _ = driver.await;
             }
             Stages::Inline => {
+                // The object futures all run on this task and share the consumer: a
+                // mutex never contended (one of them runs at a time), which keeps
+                // the run's future `Send` where a `RefCell` would not.
                 let shared = Mutex::new(consumer);
                 futures::stream::iter(keep)
                     .map(|meta| {
