@@ -256,14 +256,15 @@ impl Inventory {
         let columns = batches
             .iter()
             .map(|batch| {
-                Ok([
+                let fields = [
                     view(batch, col::INSTANCE_ID)?,
                     view(batch, col::SUBNET_ID)?,
                     view(batch, col::VPC_ID)?,
                     view(batch, col::AZ_ID)?,
                     view(batch, col::ACCOUNT_ID)?,
                     view(batch, col::REGION)?,
-                ])
+                ];
+                Ok((fields, view(batch, col::INTERFACE_ID)?))
             })
             .collect::<Result<Vec<_>>>()?;
         // Per interface seen: its code, the smallest value of each field (as
@@ -276,7 +277,7 @@ impl Inventory {
         owners.resize(owners.len().max(names.len()), UNSET);
         owned.clear();
         let mut row = 0;
-        for (b, (batch, fields)) in batches.iter().zip(columns).enumerate() {
+        for (b, (batch, (fields, interfaces))) in batches.iter().zip(columns).enumerate() {
             // Fields null throughout the batch (absent from its log format) teach
             // nothing: only the others are compared row by row.
             let live: Vec<usize> = (0..fields.len())
@@ -292,39 +293,23 @@ impl Inventory {
                 .collect();
             // A record of the row before's interface teaches nothing new where each
             // field that varies repeats the row before's (interfaces log runs of
-            // records, and instance, subnet and AZ go with the interface): `steady`
-            // marks those rows; None where no field varies (default-format logs, whose
-            // instance, subnet and AZ fields are absent), every row a repeat.
-            let varying_fields: Vec<&StringViewArray> =
+            // records, and instance, subnet and AZ go with the interface).
+            let mut varying_fields: Vec<&StringViewArray> =
                 varying.iter().map(|&k| fields[k]).collect();
-            let steady = (!varying.is_empty()).then(|| repeats(&varying_fields, batch.num_rows()));
-            // Without directions in the batch (default-format logs), a record teaches
-            // only its interface's fields, and only where the interface differs from
-            // the row before's or a varying field changed: just those rows are visited
-            // (a third of default-format records).
             let n = batch.num_rows();
             let directed = fact::EGRESS | fact::INGRESS | fact::OTHER_DIRECTION;
-            let facts = &rows.facts[row..row + n];
-            if facts.iter().fold(0, |any, f| any | f) & directed == 0 {
+            if rows.facts[row..row + n].iter().fold(0, |any, f| any | f) & directed == 0 {
+                // Without directions in the batch (default-format logs) a record
+                // teaches only its interface's fields: only the rows where the
+                // interface or a varying field differs from the row before's are
+                // visited (a third of default-format records).
                 let enis = &rows.eni[row..row + n];
                 row += n;
-                for w in 0..n.div_ceil(64) {
-                    let (from, to) = (w * 64, n.min(w * 64 + 64));
-                    // Each row against the row before (a loop over two slices, which
-                    // the compiler turns into vector compares); the batch's first row
-                    // starts a run.
-                    let mut tests = [1u8; 64];
-                    let lo = from.max(1);
-                    let pairs = enis[lo..to].iter().zip(&enis[lo - 1..to - 1]);
-                    for (t, (now, before)) in tests[lo - from..].iter_mut().zip(pairs) {
-                        *t = u8::from(now != before);
-                    }
-                    let mut visit = prepare::bits_of(&tests) & (u64::MAX >> (64 - (to - from)));
-                    if let Some(s) = &steady {
-                        visit |= !s[w] & (u64::MAX >> (64 - (to - from)));
-                    }
+                varying_fields.push(interfaces);
+                for (w, same) in repeats(&varying_fields, n).into_iter().enumerate() {
+                    let mut visit = !same & (u64::MAX >> (64 - (n - w * 64).min(64)));
                     while visit != 0 {
-                        let i = from + visit.trailing_zeros() as usize;
+                        let i = w * 64 + visit.trailing_zeros() as usize;
                         visit &= visit - 1;
                         if enis[i] != NONE {
                             let fields_k = (&live[..], &varying[..]);
@@ -334,6 +319,9 @@ impl Inventory {
                 }
                 continue;
             }
+            // `steady` marks the rows whose varying fields repeat the row before's;
+            // None where no field varies, every row a repeat.
+            let steady = (!varying.is_empty()).then(|| repeats(&varying_fields, n));
             let mut prev = NONE;
             for i in 0..batch.num_rows() {
                 let r = row;
