@@ -469,7 +469,7 @@ impl<'a> FlowRows<'a> {
         let mut groups = FlatMap::with_capacity(self.len() / 128);
         for i in self.kept(all, none) {
             if let Some(k) = key(i) {
-                add(groups.entry_inlined(k), i);
+                add(groups.entry_or_default(k), i);
             }
         }
         groups
