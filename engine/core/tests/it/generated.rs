@@ -191,7 +191,7 @@ fn scan_into(
     opts: &ScanOptions,
     sink: &mut Recorder,
 ) -> flowlens_engine::Result<flowlens_engine::ScanReport> {
-    // One worker thread, as on a one-vCPU Lambda, and two.
+    // One worker thread, as on a one-vCPU machine: threads then take turns on it.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
