@@ -198,7 +198,7 @@ pub(crate) use saved_state_methods;
 /// batch into memory freed long before (with 64 K-row chunks, v5 logs: its text loop
 /// 25 % slower than with the detectors off, more page faults and copies), and the
 /// whole scan's CPU time favours one-batch chunks. Through the CLI,
-/// pinned, best of 7 (README, detector cost, session 24): the detectors cost 31 % of
+/// pinned, best of 7 (`detectors/bench/README.md`, session 24): the detectors cost 31 % of
 /// decode time on v5 gz with 16 K rows against 37 % with 32 K and 52 % with 64 K,
 /// 50 % on default-format gz against 52 % and 57 %; peak resident memory
 /// is lower too (86 against 99 MB on default-format logs, session 22).
@@ -207,7 +207,7 @@ pub const CHUNK_ROWS: usize = 16 * 1024;
 /// WAF rows buffered before the scraping detector runs: one decoder batch
 /// (`flowlens_engine::decode::WAF_BATCH_ROWS`). Its polars query has a fixed cost per
 /// chunk, but as with flows ([`CHUNK_ROWS`]) holding batches costs more: on 1,989,109
-/// generated WAF records, pinned, best of 3 (README, detector cost, session 24), the
+/// generated WAF records, pinned, best of 3 (`detectors/bench/README.md`, session 24), the
 /// scan took 16.96 s with 32 K-row chunks against 17.27 s with 64 K and 18.01 s with
 /// 128 K (decoding alone 12.04 s), at a peak resident memory of 703, 772 and 882 MB.
 pub const WAF_CHUNK_ROWS: usize = 32 * 1024;

@@ -619,7 +619,7 @@ impl Detector for Exfiltration {
         // entity (a few per window) and of the peer in the entity's map (the window is
         // the row before's, nearly always); a group-by of the chunk first and a fold
         // of the groups cost a lookup keyed by six values per row and three per group
-        // (README, detector cost, session 25).
+        // (`detectors/bench/README.md`, session 25).
         let mut window = WindowOf::new(w);
         // The open window of the row before (its start, and its entities unless it
         // was closed).

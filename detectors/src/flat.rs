@@ -5,7 +5,7 @@
 //! interface's peers or a run's names meet mostly cold entries. Here a slot holds the
 //! key and its value side by side in one array, probed linearly from the key's home
 //! slot and at most three-quarters full, so a lookup mostly costs the one line of its
-//! home slot (README, detector cost, session 29). Keys are small `Copy` values with
+//! home slot (`detectors/bench/README.md`, session 29). Keys are small `Copy` values with
 //! a reserved empty key; there is no removal (a table is dropped whole).
 
 /// A key of a [`FlatMap`].

@@ -5,7 +5,7 @@
 //! a text's number through [`crate::atoms::Texts`]' hash index costs four dependent
 //! loads (the index's control bytes, its entry, the text's end in the arena, the
 //! text), each a cache miss once a run knows tens of thousands of addresses: 13 % of
-//! the detectors' time on default-format logs (README, detector cost, session 29).
+//! the detectors' time on default-format logs (`detectors/bench/README.md`, session 29).
 //! In [`KeyCodes`] a key and its number share one slot of a [`FlatMap`], so a lookup
 //! costs one load, two where a probe crosses a line, and no hashing of the text.
 

@@ -430,8 +430,8 @@ impl<'a> FlowRows<'a> {
     /// The facts are tested 64 rows at a time on vector instructions ([`Kept`]), and
     /// only the rows kept are visited (which rows a detector keeps follows no pattern a
     /// processor could predict): 34 instructions per default-format record fewer, for
-    /// the four flow detectors, than the scalar test of a block of rows before (README,
-    /// detector cost, session 27).
+    /// the four flow detectors, than the scalar test of a block of rows before
+    /// (`detectors/bench/README.md`, session 27).
     pub fn kept(&self, all: u32, none: u32) -> Kept<'_> {
         Kept {
             facts: &self.facts,
@@ -451,8 +451,8 @@ impl<'a> FlowRows<'a> {
     ///
     /// It replaced a polars lazy query per detector (filter, group-by on four to six
     /// keys, sums), whose kernels cost several times the work itself: polars
-    /// row-encodes multi-column keys and materialises every filter. Measured in the
-    /// README's detector-cost section.
+    /// row-encodes multi-column keys and materialises every filter. Measured in
+    /// `detectors/bench/README.md`.
     pub fn aggregate<K, V>(
         &self,
         all: u32,

@@ -68,7 +68,7 @@ pub(super) const WINDOW: usize = 16 << 10;
 /// input, which usually comes from main memory (a large inflated object, or a chunk the
 /// inflater wrote long before); on the 2-vCPU VMs flowlens is benchmarked on, the
 /// hardware prefetcher does not keep up with it, and asking 2 KiB ahead made v5 parsing
-/// 25–40 % faster (the README's benchmark section has the figures).
+/// 25–40 % faster (`engine/core/benches/README.md` has the figures).
 const PREFETCH_AHEAD: usize = 2048;
 
 /// Hints the processor to load the cache line at `at` (which may lie anywhere, even
