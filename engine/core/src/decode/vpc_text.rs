@@ -903,6 +903,26 @@ mod tests {
             let whole = decode_chunked(input.as_bytes(), true, input.len());
             proptest::prop_assert_eq!(&whole, &general);
         }
+
+        /// The same across the end of a stop-index window: plain lines first (one to
+        /// three windows' worth) put the generated lines at every distance from it.
+        #[test]
+        fn fast_path_agrees_across_index_windows(
+            lines in proptest::collection::vec(line_strategy(), 1..40),
+            good in proptest::collection::vec(proptest::bool::ANY, 40),
+            lead in (fast::WINDOW / PLAIN.len() - 40)..(3 * fast::WINDOW / PLAIN.len()),
+        ) {
+            let mut input = format!("{PLAIN}\n").repeat(lead);
+            for (line, good) in lines.iter().zip(good) {
+                input.push_str(if good { PLAIN } else { line });
+                input.push('\n');
+            }
+            let general = decode_chunked(input.as_bytes(), false, input.len());
+            let whole = decode_chunked(input.as_bytes(), true, input.len());
+            proptest::prop_assert_eq!(&whole, &general);
+            let chunked = decode_chunked(input.as_bytes(), true, 4093);
+            proptest::prop_assert_eq!(&chunked, &general);
+        }
     }
 
     #[test]
