@@ -904,8 +904,9 @@ mod tests {
             proptest::prop_assert_eq!(&whole, &general);
         }
 
-        /// The same across the end of a stop-index window: plain lines first (one to
-        /// three windows' worth) put the generated lines at every distance from it.
+        /// The same across the end of a stop-index window: plain lines first (from
+        /// three quarters of a window to three windows' worth) put the generated lines
+        /// at every distance from a window's end.
         #[test]
         fn fast_path_agrees_across_index_windows(
             lines in proptest::collection::vec(line_strategy(), 1..40),
