@@ -306,13 +306,13 @@ impl Inventory {
                 let enis = &rows.eni[row..row + n];
                 row += n;
                 varying_fields.push(interfaces);
+                let fields_k = (&live[..], &varying[..]);
                 for (w, same) in repeats(&varying_fields, n).into_iter().enumerate() {
                     let mut visit = !same & (u64::MAX >> (64 - (n - w * 64).min(64)));
                     while visit != 0 {
                         let i = w * 64 + visit.trailing_zeros() as usize;
                         visit &= visit - 1;
                         if enis[i] != NONE {
-                            let fields_k = (&live[..], &varying[..]);
                             learn_fields(at, &mut metas, enis[i], &fields, fields_k, (b, i));
                         }
                     }
@@ -323,7 +323,7 @@ impl Inventory {
             // None where no field varies, every row a repeat.
             let steady = (!varying.is_empty()).then(|| repeats(&varying_fields, n));
             let mut prev = NONE;
-            for i in 0..batch.num_rows() {
+            for i in 0..n {
                 let r = row;
                 row += 1;
                 let e = rows.eni[r];

@@ -486,7 +486,7 @@ mod tests {
                 proptest::collection::vec(proptest::option::of(0usize..10), 0..60),
                 1..5,
             ),
-            clear_at in 0usize..6,
+            renew_at in 0usize..6,
         ) {
             // Long values of one length and prefix, each array's at offset 0 of its
             // buffer: equal views across arrays, different text.
@@ -507,7 +507,7 @@ mod tests {
             let mut seen: Vec<&str> = Vec::new();
             let epoch = names.epoch();
             for (k, rows) in arrays.iter().enumerate() {
-                if k == clear_at {
+                if k == renew_at {
                     names = Names::default();
                     prop_assert_ne!(names.epoch(), epoch);
                     seen.clear();
