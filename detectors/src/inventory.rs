@@ -308,10 +308,8 @@ impl Inventory {
                 varying_fields.push(interfaces);
                 let fields_k = (&live[..], &varying[..]);
                 for (w, same) in repeats(&varying_fields, n).into_iter().enumerate() {
-                    let mut visit = !same & (u64::MAX >> (64 - (n - w * 64).min(64)));
-                    while visit != 0 {
-                        let i = w * 64 + visit.trailing_zeros() as usize;
-                        visit &= visit - 1;
+                    let rows_in = u64::MAX >> (64 - (n - w * 64).min(64));
+                    for i in prepare::ones(!same & rows_in).map(|j| w * 64 + j) {
                         if enis[i] != NONE {
                             learn_fields(at, &mut metas, enis[i], &fields, fields_k, (b, i));
                         }

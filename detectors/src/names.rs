@@ -248,10 +248,7 @@ impl Names {
                     *t |= u8::from(nulls.is_null(i));
                 }
             }
-            let mut redo = !prepare::bits_of(&tests);
-            while redo != 0 {
-                let i = from + redo.trailing_zeros() as usize;
-                redo &= redo - 1;
+            for i in prepare::ones(!prepare::bits_of(&tests)).map(|j| from + j) {
                 out[first + i] = self.code_of(a, i, views[i], array);
             }
         }

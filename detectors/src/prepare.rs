@@ -598,6 +598,19 @@ pub(crate) fn bits_of(tests: &[u8; 64]) -> u64 {
         })
 }
 
+/// The positions of the set bits of `bits`, lowest first: the rows of a block of 64 that
+/// [`bits_of`] marked, each found by counting trailing zeros.
+#[inline]
+pub(crate) fn ones(mut bits: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (bits != 0).then(|| {
+            let j = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            j
+        })
+    })
+}
+
 impl Kept<'_> {
     /// Tests the next words until one keeps a row; false at the end of the rows.
     #[inline(never)]
@@ -1364,6 +1377,13 @@ mod tests {
                 .filter(|&i| facts[i] & all == all && facts[i] & none == 0)
                 .collect();
             proptest::prop_assert_eq!(rows.kept(all, none).collect::<Vec<_>>(), want);
+        }
+
+        // The set bits of a word, lowest first.
+        #[test]
+        fn ones_are_the_set_bits(bits in proptest::num::u64::ANY) {
+            let want: Vec<usize> = (0..64).filter(|j| bits & (1 << j) != 0).collect();
+            proptest::prop_assert_eq!(ones(bits).collect::<Vec<_>>(), want);
         }
 
         // Window starts reused from one time to the next are those computed afresh.
